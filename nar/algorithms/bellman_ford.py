@@ -1,0 +1,67 @@
+"""Bellman-Ford single-source shortest paths (Bellman, 1958) in CLRS's synchronous form, batched.
+
+Each round relaxes every edge (A != 0) out of a node reached before the round, using the distances of the previous
+round. CLRS scans u then v in index order and replaces d[v] only on a strict improvement, so among equal candidates
+the lowest-index u wins; a node reached for the first time takes its best candidate. A graph stops when a round
+leaves d unchanged. Without a reachable negative cycle that happens within n rounds; with one, the textbook loop
+would never end, so it is reported as an error instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nar.algorithms.inputs import GraphBatch
+from nar.algorithms.probing import flatten_node_hints, graph_trajectories
+from nar.trajectory import TrajectoryBatch
+
+
+def bellman_ford(graphs: GraphBatch, sources: np.ndarray) -> TrajectoryBatch:
+    num_nodes, num_graphs = int(graphs.n_node.sum()), graphs.n_node.size
+    gid, offset = graphs.graph_of_node, graphs.node_offset
+    snd, rcv, w = graphs.senders, graphs.receivers, graphs.weights
+
+    src = offset + sources
+    d = np.zeros(num_nodes)
+    msk = np.zeros(num_nodes, bool)
+    msk[src] = True
+    pi = np.arange(num_nodes)
+    running = np.ones(num_graphs, bool)
+    n_step = np.zeros(num_graphs, np.int64)
+    pi_h, d_h, msk_h = [], [], []
+    while running.any():
+        stuck = running & (n_step >= graphs.n_node)
+        if stuck.any():
+            g = int(np.flatnonzero(stuck)[0])
+            raise ValueError(f"bellman_ford: a negative-weight cycle is reachable from source {int(sources[g])} "
+                             f"(graph {g} of the batch): distances would decrease forever")
+        prev_d, prev_msk = d.copy(), msk.copy()
+        pi_h.append(pi.copy())
+        d_h.append(prev_d)
+        msk_h.append(prev_msk)
+        n_step += running
+        live = prev_msk[snd] & running[gid[snd]]
+        u, v = snd[live], rcv[live]
+        cand = prev_d[u] + w[live]
+        best = np.full(num_nodes, np.inf)
+        np.minimum.at(best, v, cand)
+        tie = cand == best[v]
+        first_u = np.full(num_nodes, num_nodes)
+        np.minimum.at(first_u, v[tie], u[tie])
+        relaxed = first_u < num_nodes
+        better = relaxed & (~prev_msk | (best < prev_d))
+        d[better] = best[better]
+        pi[better] = first_u[better]
+        msk |= relaxed
+        moved = np.zeros(num_graphs, bool)
+        moved[gid[d != prev_d]] = True
+        running &= moved
+
+    local = offset[gid]
+    return graph_trajectories("bellman_ford", graphs, n_step, {
+        "s": np.asarray(sources, np.int32),
+        "pi": (pi - local).astype(np.int32),
+        "pi_h": flatten_node_hints(np.stack(pi_h) - local, graphs.n_node, n_step).astype(np.int32),
+        "d": flatten_node_hints(np.stack(d_h), graphs.n_node, n_step).astype(np.float32),
+        "msk": flatten_node_hints(np.stack(msk_h), graphs.n_node, n_step).astype(np.uint8),
+    })

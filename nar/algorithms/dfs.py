@@ -1,0 +1,89 @@
+"""Depth-first search (Moore, 1959): CLRS's iterative colouring DFS with an explicit stack, sample by sample.
+
+The stack is a linked list (`s_prev` pointers, top `s_last`); roots are tried in index order; from the node u on
+top of the stack, the lowest-index white neighbour (A[u, v] != 0) is pushed next; `time` grows by 0.01 per discovery
+and per finish. A hint is pushed once per root, per discovery, per tree edge and per finish, so T = 3n exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nar.algorithms.inputs import GraphBatch
+from nar.algorithms.probing import Tape, graph_trajectories
+from nar.trajectory import TrajectoryBatch
+
+WHITE, GREY, BLACK = 0, 1, 2
+
+
+def _dfs(n: int, nbrs: list[list[int]], tape: Tape) -> list[int]:
+    color, d, pi, s_prev = [WHITE] * n, [0.0] * n, list(range(n)), list(range(n))
+    tape.begin(n, pi_h=pi, color=color, d=d, f=d, s_prev=s_prev)
+    # Whites only ever turn grey, so the lowest white neighbour of u never lies before the last one found.
+    scan = [0] * n
+    time = 0.0
+    for s in range(n):
+        if color[s] != WHITE:
+            continue
+        s_last = u = v = s
+        tape.push(s=s, u=u, v=v, s_last=s_last, time=time)
+        while True:
+            if color[u] == WHITE or d[u] == 0.0:  # discover u
+                time += 0.01
+                d[u], color[u] = time, GREY
+                tape.set("d", u, time)
+                tape.set("color", u, GREY)
+                tape.push(s=s, u=u, v=v, s_last=s_last, time=time)
+            row, k = nbrs[u], scan[u]
+            while k < len(row) and color[row[k]] != WHITE:
+                k += 1
+            scan[u] = k
+            if k < len(row):  # tree edge u -> v: v goes on the stack
+                v = row[k]
+                pi[v], color[v], s_prev[v], s_last = u, GREY, s_last, v
+                tape.set("pi_h", v, u)
+                tape.set("color", v, GREY)
+                tape.set("s_prev", v, s_prev[v])
+                tape.push(s=s, u=u, v=v, s_last=s_last, time=time)
+            else:
+                v = n - 1  # CLRS's neighbour loop ran to its end
+            if s_last == u:  # finish u and pop it
+                time += 0.01
+                color[u] = BLACK
+                tape.set("color", u, BLACK)
+                tape.set("f", u, time)
+                tape.push(s=s, u=u, v=v, s_last=s_last, time=time)
+                if s_prev[u] == u:
+                    break
+                below = s_prev[s_last]
+                s_prev[s_last] = s_last
+                tape.set("s_prev", s_last, s_last)
+                s_last = below
+            u = s_last
+    tape.end()
+    return pi
+
+
+def dfs(graphs: GraphBatch) -> TrajectoryBatch:
+    tape = Tape()
+    pis = []
+    bounds = np.concatenate([[0], np.cumsum(graphs.n_edge)])
+    for g, (n, offset) in enumerate(zip(graphs.n_node.tolist(), graphs.node_offset.tolist())):
+        nbrs = [[] for _ in range(n)]
+        edges = slice(bounds[g], bounds[g + 1])
+        for a, b in zip(graphs.senders[edges].tolist(), graphs.receivers[edges].tolist()):
+            nbrs[a - offset].append(b - offset)  # edges arrive sorted by (sender, receiver)
+        pis.append(_dfs(n, nbrs, tape))
+    return graph_trajectories("dfs", graphs, tape.n_step, {
+        "pi": np.concatenate(pis).astype(np.int32),
+        "pi_h": tape.node_array("pi_h", np.int32),
+        "color": tape.node_array("color", np.int8),
+        "d": tape.node_array("d", np.float32),
+        "f": tape.node_array("f", np.float32),
+        "s_prev": tape.node_array("s_prev", np.int32),
+        "s": tape.rows("s", np.int32),
+        "u": tape.rows("u", np.int32),
+        "v": tape.rows("v", np.int32),
+        "s_last": tape.rows("s_last", np.int32),
+        "time": tape.rows("time", np.float32),
+    })

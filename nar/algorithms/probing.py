@@ -1,0 +1,147 @@
+"""Recording hint trajectories cheaply, and the CLRS probe builders, vectorised.
+
+Two ways to record, both ending in `TrajectoryBatch`'s flat layout:
+- lockstep executors (BFS, Bellman-Ford, the simple sorts) run a whole batch at once and stack one snapshot of the
+  concatenated node state per round: `flatten_node_hints` keeps each sample's first T_i rounds;
+- sequential executors (DFS, heapsort, quicksort) run sample by sample in plain Python and record only what
+  changes on a `Tape`; the tape rebuilds every snapshot of the whole batch in one vectorised pass at the end.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from nar.trajectory import TrajectoryBatch
+
+
+def pred_from_order(order: np.ndarray) -> np.ndarray:
+    """CLRS's `array` probe: predecessor pointers of an array order, the head pointing to itself.
+
+    `order[..., k]` is the node at position k; returns `pred` with pred[order[k]] = order[k-1], pred[order[0]] =
+    order[0]. Works on any leading batch/time axes.
+    """
+    pred = np.empty_like(order)
+    np.put_along_axis(pred, order[..., 1:], order[..., :-1], axis=-1)
+    np.put_along_axis(pred, order[..., :1], order[..., :1], axis=-1)
+    return pred
+
+
+def heap_parents(order: np.ndarray, heap_size: np.ndarray) -> np.ndarray:
+    """CLRS's `heap` probe: heap-parent pointers for positions below `heap_size`, self-pointers elsewhere."""
+    n = order.shape[-1]
+    k = np.arange(n)
+    in_heap = (k >= 1) & (k < np.asarray(heap_size)[..., None])
+    parent_pos = np.where(in_heap, (k - 1) // 2, k)
+    parent = np.empty_like(order)
+    np.put_along_axis(parent, order, np.take_along_axis(order, np.broadcast_to(parent_pos, order.shape), -1), -1)
+    return parent
+
+
+def _segment_positions(seg_len: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For concatenated segments of the given lengths: (segment id, position within segment) of every element."""
+    seg_len = seg_len.astype(np.int64)
+    seg = np.repeat(np.arange(seg_len.size), seg_len)
+    start = np.concatenate([[0], np.cumsum(seg_len)[:-1]])
+    return seg, np.arange(seg_len.sum()) - start[seg]
+
+
+def flatten_node_hints(rounds: np.ndarray, n_node: np.ndarray, n_step: np.ndarray) -> np.ndarray:
+    """[R, sum n_i] per-round snapshots of concatenated node state -> [sum T_i n_i], sample-major, time, node."""
+    seg, k = _segment_positions(n_node.astype(np.int64) * n_step)
+    n = n_node.astype(np.int64)[seg]
+    node_off = np.concatenate([[0], np.cumsum(n_node, dtype=np.int64)[:-1]])
+    return rounds[k // n, node_off[seg] + k % n]
+
+
+def flatten_row_hints(rounds: np.ndarray, n_step: np.ndarray) -> np.ndarray:
+    """[R, S] per-round values of each sample -> [sum T_i]."""
+    seg, t = _segment_positions(n_step)
+    return rounds[t, seg]
+
+
+class Tape:
+    """Event log of a batch of sequential executions (samples may differ in size).
+
+    `begin(n, ...)` starts a sample with the initial value of each node array; `set` records one element change,
+    visible from the next `push`; `push` closes a hint step with its per-step values (indices, graph scalars);
+    `end` closes the sample. `node_array`/`rows` then rebuild every step's snapshot in `TrajectoryBatch`'s flat
+    layout, [sum T_i n_i] and [sum T_i], in one vectorised pass.
+    """
+
+    def __init__(self):
+        self.step = 0
+        self.n_node: list[int] = []
+        self.n_step: list[int] = []
+        self._start = 0
+        self._writes = defaultdict(lambda: ([], [], []))
+        self._rows = defaultdict(list)
+
+    def begin(self, n: int, **arrays) -> None:
+        self.n_node.append(n)
+        for name, values in arrays.items():
+            steps, nodes, vals = self._writes[name]
+            steps.extend([self.step] * n)
+            nodes.extend(range(n))
+            vals.extend(values)
+
+    def set(self, name: str, node: int, value) -> None:
+        steps, nodes, vals = self._writes[name]
+        steps.append(self.step)
+        nodes.append(node)
+        vals.append(value)
+
+    def push(self, **rows) -> None:
+        for name, value in rows.items():
+            self._rows[name].append(value)
+        self.step += 1
+
+    def end(self) -> None:
+        self.n_step.append(self.step - self._start)
+        self._start = self.step
+
+    def rows(self, name: str, dtype) -> np.ndarray:
+        return np.asarray(self._rows[name], dtype=dtype).reshape(self.step)
+
+    def node_array(self, name: str, dtype) -> np.ndarray:
+        """Snapshots of a node array: each element holds its last write at or before the step (last write wins)."""
+        steps, nodes, vals = (np.asarray(x) for x in self._writes[name])
+        width = max(self.n_node)
+        key = steps.astype(np.int64) * width + nodes
+        # Keep the last write of each (step, node); writes after a sample's last push fall on the next sample's
+        # first step and are overwritten by its `begin`, or beyond the last step and dropped.
+        _, first_rev = np.unique(key[::-1], return_index=True)
+        keep = key.size - 1 - first_rev
+        keep = keep[steps[keep] < self.step]
+        grid = np.zeros((self.step, width), dtype=dtype)
+        have = np.zeros((self.step, width), dtype=bool)
+        grid[steps[keep], nodes[keep]] = vals[keep]
+        have[steps[keep], nodes[keep]] = True
+        src = np.where(have, np.arange(self.step)[:, None], 0)
+        np.maximum.accumulate(src, axis=0, out=src)
+        n_node, n_step = np.asarray(self.n_node), np.asarray(self.n_step)
+        seg, k = _segment_positions(n_node * n_step)
+        row = np.concatenate([[0], np.cumsum(n_step)[:-1]])[seg] + k // n_node[seg]
+        col = k % n_node[seg]
+        return grid[src[row, col], col]
+
+
+def graph_trajectories(algorithm: str, graphs, n_step: np.ndarray, probes: dict) -> TrajectoryBatch:
+    """Assemble a graph algorithm's batch: adds the shared inputs `pos`, `A` and `adj` to `probes`."""
+    n_edge, snd, rcv, a_val, adj_val = graphs.input_edges()
+    gid = graphs.graph_of_node
+    pos = (np.arange(gid.size) - graphs.node_offset[gid]) / graphs.n_node[gid]
+    probes = {"pos": pos.astype(np.float32), "A": a_val.astype(np.float32), "adj": adj_val, **probes}
+    return TrajectoryBatch(algorithm, graphs.n_node.astype(np.int32), np.asarray(n_step, np.int32),
+                           n_edge.astype(np.int32), snd.astype(np.int32), rcv.astype(np.int32), probes)
+
+
+def sort_trajectories(algorithm: str, keys: np.ndarray, n_step: np.ndarray, probes: dict) -> TrajectoryBatch:
+    """Assemble a sorting batch (keys [B, n]): adds the shared inputs `pos` and `key`."""
+    num, n = keys.shape
+    pos = np.tile(np.arange(n) / n, num)
+    probes = {"pos": pos.astype(np.float32), "key": keys.reshape(-1).astype(np.float32), **probes}
+    empty = np.zeros(0, np.int32)
+    return TrajectoryBatch(algorithm, np.full(num, n, np.int32), np.asarray(n_step, np.int32),
+                           np.zeros(num, np.int32), empty, empty, probes)
