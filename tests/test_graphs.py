@@ -267,11 +267,11 @@ def test_edge_list_rejects_unsorted_duplicate_or_zero_edges():
     s = np.array([1, 0], dtype=np.int32)
     r = np.array([0, 1], dtype=np.int32)
     with pytest.raises(ValueError, match="sorted"):
-        EdgeList(2, s, r, np.ones(2))
+        EdgeList(2, s, r, np.ones(2)).validate()
     with pytest.raises(ValueError, match="sorted"):
-        EdgeList(2, np.zeros(2, np.int32), np.ones(2, np.int32), np.ones(2))
+        EdgeList(2, np.zeros(2, np.int32), np.ones(2, np.int32), np.ones(2)).validate()
     with pytest.raises(ValueError, match="nonzero"):
-        EdgeList(2, s[::-1].copy(), r[::-1].copy(), np.array([1.0, 0.0]))
+        EdgeList(2, s[::-1].copy(), r[::-1].copy(), np.array([1.0, 0.0])).validate()
 
 
 # --- dm-clrs stream replay --------------------------------------------------------------------------------

@@ -26,14 +26,14 @@ def _dfs(n: int, nbrs: list[list[int]], tape: Tape) -> list[int]:
         if color[s] != WHITE:
             continue
         s_last = u = v = s
-        tape.push(s=s, u=u, v=v, s_last=s_last, time=time)
+        tape.push(s, u, v, s_last, time)
         while True:
             if color[u] == WHITE or d[u] == 0.0:  # discover u
                 time += 0.01
                 d[u], color[u] = time, GREY
                 tape.set("d", u, time)
                 tape.set("color", u, GREY)
-                tape.push(s=s, u=u, v=v, s_last=s_last, time=time)
+                tape.push(s, u, v, s_last, time)
             row, k = nbrs[u], scan[u]
             while k < len(row) and color[row[k]] != WHITE:
                 k += 1
@@ -44,7 +44,7 @@ def _dfs(n: int, nbrs: list[list[int]], tape: Tape) -> list[int]:
                 tape.set("pi_h", v, u)
                 tape.set("color", v, GREY)
                 tape.set("s_prev", v, s_prev[v])
-                tape.push(s=s, u=u, v=v, s_last=s_last, time=time)
+                tape.push(s, u, v, s_last, time)
             else:
                 v = n - 1  # CLRS's neighbour loop ran to its end
             if s_last == u:  # finish u and pop it
@@ -52,7 +52,7 @@ def _dfs(n: int, nbrs: list[list[int]], tape: Tape) -> list[int]:
                 color[u] = BLACK
                 tape.set("color", u, BLACK)
                 tape.set("f", u, time)
-                tape.push(s=s, u=u, v=v, s_last=s_last, time=time)
+                tape.push(s, u, v, s_last, time)
                 if s_prev[u] == u:
                     break
                 below = s_prev[s_last]
@@ -65,7 +65,7 @@ def _dfs(n: int, nbrs: list[list[int]], tape: Tape) -> list[int]:
 
 
 def dfs(graphs: GraphBatch) -> TrajectoryBatch:
-    tape = Tape()
+    tape = Tape("s", "u", "v", "s_last", "time")
     pis = []
     bounds = np.concatenate([[0], np.cumsum(graphs.n_edge)])
     for g, (n, offset) in enumerate(zip(graphs.n_node.tolist(), graphs.node_offset.tolist())):

@@ -78,36 +78,39 @@ class GraphBatch:
 
     @staticmethod
     def from_edges(graphs: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> "GraphBatch":
-        """From (n, senders, receivers, weights) per graph, local ids; zero weights are dropped, NaN rejected."""
-        n_node, snd, rcv, wts, n_edge = [], [], [], [], []
-        offset = 0
-        for n, s, r, w in graphs:
-            s, r, w = np.asarray(s, np.int64), np.asarray(r, np.int64), np.asarray(w, np.float64)
-            if not (s.shape == r.shape == w.shape and s.ndim == 1):
-                raise ValueError(f"senders, receivers and weights must be 1-D of one length, got "
-                                 f"{s.shape}, {r.shape}, {w.shape}")
-            if n < 1:
-                raise ValueError(f"a graph must have at least one node, got n={n}")
-            if s.size and (min(s.min(), r.min()) < 0 or max(s.max(), r.max()) >= n):
-                raise ValueError(f"edge endpoints must lie in [0, {n}), got range "
-                                 f"[{min(s.min(), r.min())}, {max(s.max(), r.max())}]")
-            if not np.isfinite(w).all():
-                raise ValueError("edge weights must be finite: found NaN or infinite values")
-            keep = w != 0
-            s, r, w = s[keep], r[keep], w[keep]
-            order = np.lexsort((r, s))
-            s, r, w = s[order], r[order], w[order]
-            if s.size > 1 and ((np.diff(s) == 0) & (np.diff(r) == 0)).any():
+        """From (n, senders, receivers, weights) per graph, local ids; zero weights are dropped, NaN rejected.
+
+        Per graph only the arrays are gathered; checks, sorting and offsets run once over the whole union.
+        """
+        if not graphs:
+            raise ValueError("a graph batch needs at least one graph")
+        n_node = np.array([g[0] for g in graphs], np.int64)
+        parts = [tuple(np.asarray(x).reshape(-1) for x in g[1:]) for g in graphs]
+        if any(not (s.shape == r.shape == w.shape) for s, r, w in parts):
+            raise ValueError("senders, receivers and weights of a graph must have one length")
+        if (n_node < 1).any():
+            raise ValueError(f"every graph needs at least one node, got n={int(n_node.min())}")
+        n_edge = np.array([s.size for s, _, _ in parts], np.int64)
+        gid = np.repeat(np.arange(n_node.size), n_edge)
+        snd = np.concatenate([s for s, _, _ in parts]).astype(np.int64)
+        rcv = np.concatenate([r for _, r, _ in parts]).astype(np.int64)
+        wts = np.concatenate([w for _, _, w in parts]).astype(np.float64)
+        bad = (np.minimum(snd, rcv) < 0) | (np.maximum(snd, rcv) >= n_node[gid])
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"edge ({snd[k]}, {rcv[k]}) of graph {gid[k]} lies outside [0, {n_node[gid[k]]})")
+        if not np.isfinite(wts).all():
+            raise ValueError("edge weights must be finite: found NaN or infinite values")
+        keep = wts != 0
+        offset = np.concatenate([[0], np.cumsum(n_node)[:-1]])
+        snd, rcv, wts, gid = snd[keep] + offset[gid[keep]], rcv[keep] + offset[gid[keep]], wts[keep], gid[keep]
+        key = snd * max(int(n_node.sum()), 1) + rcv  # global ids: sorting by key sorts by (graph, sender, receiver)
+        if key.size > 1 and not (np.diff(key) > 0).all():
+            order = np.argsort(key, kind="stable")
+            snd, rcv, wts, gid, key = snd[order], rcv[order], wts[order], gid[order], key[order]
+            if (np.diff(key) == 0).any():
                 raise ValueError("duplicate edges (same sender and receiver) in an edge list")
-            n_node.append(n)
-            n_edge.append(s.size)
-            snd.append(s + offset)
-            rcv.append(r + offset)
-            wts.append(w)
-            offset += n
-        cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
-        return GraphBatch(np.asarray(n_node, np.int64), cat(snd, np.int64), cat(rcv, np.int64),
-                          cat(wts, np.float64), np.asarray(n_edge, np.int64))
+        return GraphBatch(n_node, snd, rcv, wts, np.bincount(gid, minlength=n_node.size).astype(np.int64))
 
     @staticmethod
     def from_dense(matrices: Sequence[np.ndarray]) -> "GraphBatch":

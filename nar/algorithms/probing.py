@@ -64,37 +64,32 @@ def flatten_row_hints(rounds: np.ndarray, n_step: np.ndarray) -> np.ndarray:
 class Tape:
     """Event log of a batch of sequential executions (samples may differ in size).
 
+    `Tape(*row_names)` names the per-step values (indices, graph scalars) that every `push` gives, in order.
     `begin(n, ...)` starts a sample with the initial value of each node array; `set` records one element change,
-    visible from the next `push`; `push` closes a hint step with its per-step values (indices, graph scalars);
-    `end` closes the sample. `node_array`/`rows` then rebuild every step's snapshot in `TrajectoryBatch`'s flat
-    layout, [sum T_i n_i] and [sum T_i], in one vectorised pass.
+    visible from the next `push`; `push` closes a hint step; `end` closes the sample. `node_array`/`rows` then
+    rebuild every step's snapshot in `TrajectoryBatch`'s flat layout, [sum T_i n_i] and [sum T_i], in one
+    vectorised pass. Recording is a list append per event: this is the hot loop of the sequential executors.
     """
 
-    def __init__(self):
+    def __init__(self, *row_names: str):
+        self.row_names = row_names
         self.step = 0
         self.n_node: list[int] = []
         self.n_step: list[int] = []
         self._start = 0
-        self._writes = defaultdict(lambda: ([], [], []))
-        self._rows = defaultdict(list)
+        self._writes = defaultdict(list)  # name -> [(step, node, value)]
+        self._rows: list[tuple] = []
 
     def begin(self, n: int, **arrays) -> None:
         self.n_node.append(n)
         for name, values in arrays.items():
-            steps, nodes, vals = self._writes[name]
-            steps.extend([self.step] * n)
-            nodes.extend(range(n))
-            vals.extend(values)
+            self._writes[name].extend(zip([self.step] * n, range(n), values))
 
     def set(self, name: str, node: int, value) -> None:
-        steps, nodes, vals = self._writes[name]
-        steps.append(self.step)
-        nodes.append(node)
-        vals.append(value)
+        self._writes[name].append((self.step, node, value))
 
-    def push(self, **rows) -> None:
-        for name, value in rows.items():
-            self._rows[name].append(value)
+    def push(self, *row) -> None:
+        self._rows.append(row)
         self.step += 1
 
     def end(self) -> None:
@@ -102,13 +97,15 @@ class Tape:
         self._start = self.step
 
     def rows(self, name: str, dtype) -> np.ndarray:
-        return np.asarray(self._rows[name], dtype=dtype).reshape(self.step)
+        table = np.array(self._rows, dtype=np.float64).reshape(self.step, len(self.row_names))
+        return table[:, self.row_names.index(name)].astype(dtype)
 
     def node_array(self, name: str, dtype) -> np.ndarray:
         """Snapshots of a node array: each element holds its last write at or before the step (last write wins)."""
-        steps, nodes, vals = (np.asarray(x) for x in self._writes[name])
+        writes = np.array(self._writes[name], dtype=np.float64).reshape(-1, 3)
+        steps, nodes, vals = writes[:, 0].astype(np.int64), writes[:, 1].astype(np.int64), writes[:, 2]
         width = max(self.n_node)
-        key = steps.astype(np.int64) * width + nodes
+        key = steps * width + nodes
         # Keep the last write of each (step, node); writes after a sample's last push fall on the next sample's
         # first step and are overwritten by its `begin`, or beyond the last step and dropped.
         _, first_rev = np.unique(key[::-1], return_index=True)

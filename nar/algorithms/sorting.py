@@ -68,7 +68,7 @@ def _heapsort(a: list[float], tape: Tape) -> list[int]:
     n = len(a)
     order = list(range(n))
     tape.begin(n, order=order)
-    tape.push(i=n - 1, j=n - 1, largest=n - 1, heap_size=n - 1, size=n, phase=0)
+    tape.push(n - 1, n - 1, n - 1, n - 1, n, 0)  # i, j, largest, heap_size, size, phase
 
     def swap(x: int, y: int) -> None:
         a[x], a[y] = a[y], a[x]
@@ -84,8 +84,7 @@ def _heapsort(a: list[float], tape: Tape) -> list[int]:
                 largest = right
             if largest != i:
                 swap(i, largest)
-            tape.push(i=order[ind], j=order[i], largest=order[largest], heap_size=order[size - 1], size=size,
-                      phase=phase)
+            tape.push(order[ind], order[i], order[largest], order[size - 1], size, phase)
             if largest == i:
                 return
             i = largest
@@ -95,14 +94,14 @@ def _heapsort(a: list[float], tape: Tape) -> list[int]:
     for i in range(n - 1, 0, -1):  # move the maximum behind the shrinking heap
         swap(0, i)
         # CLRS marks node 0 (not the node at position 0) as `largest` here.
-        tape.push(i=order[0], j=order[i], largest=0, heap_size=order[i - 1], size=i, phase=1)
+        tape.push(order[0], order[i], 0, order[i - 1], i, 1)
         max_heapify(0, i, i, 2)
     tape.end()
     return order
 
 
 def heapsort(keys: np.ndarray) -> TrajectoryBatch:
-    tape = Tape()
+    tape = Tape("i", "j", "largest", "heap_size", "size", "phase")
     final = np.array([_heapsort(row, tape) for row in keys.tolist()])
     order = tape.node_array("order", np.int32).reshape(-1, keys.shape[1])
     return sort_trajectories("heapsort", keys, tape.n_step, {
@@ -134,9 +133,9 @@ def _quicksort(a: list[float], tape: Tape) -> list[int]:
             if a[j] <= pivot:
                 i += 1
                 swap(i, j)
-            tape.push(p=order[p], r=order[r], i=order[i + 1], j=order[j])
+            tape.push(order[p], order[r], order[i + 1], order[j])
         swap(i + 1, r)
-        tape.push(p=order[p], r=order[r], i=order[i + 1], j=order[r])
+        tape.push(order[p], order[r], order[i + 1], order[r])
         return i + 1
 
     # CLRS recurses on (p, q-1) then (q+1, r); an explicit stack keeps that order without Python's depth limit.
@@ -152,7 +151,7 @@ def _quicksort(a: list[float], tape: Tape) -> list[int]:
 
 
 def quicksort(keys: np.ndarray) -> TrajectoryBatch:
-    tape = Tape()
+    tape = Tape("p", "r", "i", "j")
     final = np.array([_quicksort(row, tape) for row in keys.tolist()])
     order = tape.node_array("order", np.int32).reshape(-1, keys.shape[1])
     return sort_trajectories("quicksort", keys, tape.n_step, {

@@ -38,12 +38,16 @@ class EdgeList:
     weights: np.ndarray
 
     def __post_init__(self):
-        """Rejects edge lists that break the invariants, which downstream code relies on."""
+        """Cheap structural checks; `validate` checks the O(edges) invariants."""
         s, r, w = self.senders, self.receivers, self.weights
         if s.dtype != np.int32 or r.dtype != np.int32 or w.dtype != np.float64:
             raise ValueError("EdgeList needs int32 senders/receivers and float64 weights.")
         if not (s.ndim == r.ndim == w.ndim == 1 and len(s) == len(r) == len(w)):
             raise ValueError("EdgeList arrays must be 1-D and of equal length.")
+
+    def validate(self) -> "EdgeList":
+        """Raises ValueError unless ids are in range, edges sorted without duplicates and weights nonzero."""
+        s, r, w = self.senders, self.receivers, self.weights
         if len(s) and (min(s.min(), r.min()) < 0 or max(s.max(), r.max()) >= self.n):
             raise ValueError(f"EdgeList node ids must lie in [0, {self.n}).")
         keys = s.astype(np.int64) * self.n + r
@@ -51,6 +55,7 @@ class EdgeList:
             raise ValueError("EdgeList edges must be sorted by (sender, receiver) without duplicates.")
         if np.any(w == 0):
             raise ValueError("EdgeList weights must be nonzero: 0 means 'no edge'.")
+        return self
 
     @property
     def num_edges(self) -> int:
@@ -253,6 +258,12 @@ GRAPH_FAMILIES: Mapping[str, Callable[..., EdgeList]] = MappingProxyType({
     "tree": random_tree,
 })
 
+# Keyword options of each family, read once (signature inspection is too slow per sample).
+_FAMILY_OPTIONS = MappingProxyType({
+    name: [k for k, prm in inspect.signature(fn).parameters.items() if prm.kind is prm.KEYWORD_ONLY]
+    for name, fn in GRAPH_FAMILIES.items()
+})
+
 
 def sample_graph(family: str, rng: np.random.Generator, n: int, **options) -> EdgeList:
     """Samples one graph of the named family, rejecting unknown families and options with a ValueError."""
@@ -261,7 +272,7 @@ def sample_graph(family: str, rng: np.random.Generator, n: int, **options) -> Ed
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a np.random.Generator, got {type(rng).__name__}.")
     fn = GRAPH_FAMILIES[family]
-    valid = [name for name, prm in inspect.signature(fn).parameters.items() if prm.kind is prm.KEYWORD_ONLY]
+    valid = _FAMILY_OPTIONS[family]
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for graph family {family!r}; valid options: {valid}.")

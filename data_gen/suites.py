@@ -1,0 +1,89 @@
+"""Suite definitions and the code that materialises them in a cache folder.
+
+- `clrs30`: CLRS30's splits for our seven algorithms (train 1,000 at n=16 seed 1, val 32 at n=16 seed 2, test 32
+  at n=64 seed 3), replaying dm-clrs's sampler stream, so the arrays equal dm-clrs's CLRS30 data bit for bit.
+- `ood-large`: 32-sample test sets on larger graphs. Graph algorithms use the sparse families (sparse ER of
+  expected degree 5, Watts-Strogatz, grid, random tree). Sizes stop where one trajectory's hints would outgrow
+  a laptop: DFS has 3n steps of 5 node hints, bubble sort n^2/2 steps, heapsort and quicksort about 8n.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from nar.data.store import load_or_generate
+from nar.specs import GRAPH_ALGORITHMS, SORTING_ALGORITHMS
+
+ALGORITHMS = GRAPH_ALGORITHMS + SORTING_ALGORITHMS
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """One dataset of a suite: where it goes and the `nar.data.generate` arguments that make it."""
+
+    algorithm: str
+    name: str
+    num_samples: int
+    num_nodes: int
+    seed: int
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def folder(self) -> str:
+        return f"{self.algorithm}/{self.name}"
+
+
+def _clrs30() -> list[Split]:
+    return [Split(a, name, num, n, seed, {"stream": "clrs"})
+            for a in ALGORITHMS
+            for name, num, n, seed in (("train", 1000, 16, 1), ("val", 32, 16, 2), ("test", 32, 64, 3))]
+
+
+_OOD_FAMILIES = {"sparse_er": {"degree": 5}, "watts_strogatz": {}, "grid": {}, "tree": {}}
+_OOD_SIZES = {
+    "bfs": (128, 256, 512, 1024),
+    "bellman_ford": (128, 256, 512, 1024),
+    "dfs": (128, 256),
+    "insertion_sort": (128, 256, 512, 1024),
+    "bubble_sort": (128,),
+    "heapsort": (128, 256),
+    "quicksort": (128, 256),
+}
+
+
+def _ood_large() -> list[Split]:
+    splits = []
+    for a, sizes in _OOD_SIZES.items():
+        for n in sizes:
+            if a in SORTING_ALGORITHMS:
+                splits.append(Split(a, f"test_n{n}", 32, n, 4))
+                continue
+            for family, opts in _OOD_FAMILIES.items():
+                splits.append(Split(a, f"test_{family}_n{n}", 32, n, 4, {"graph": family, **opts}))
+    return splits
+
+
+SUITES: Mapping[str, Callable[[], list[Split]]] = {"clrs30": _clrs30, "ood-large": _ood_large}
+
+
+def build_suite(suite: str, cache: str | Path, algorithms=None, workers: int | None = None, log=print) -> dict:
+    """Generate (or verify and reuse) every split of `suite` under `cache/suite/`; returns {folder: summary}."""
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
+    unknown = set(algorithms or ()) - set(ALGORITHMS)
+    if unknown:
+        raise ValueError(f"unknown algorithm(s) {sorted(unknown)}; known: {', '.join(ALGORITHMS)}")
+    out = {}
+    for split in SUITES[suite]():
+        if algorithms and split.algorithm not in algorithms:
+            continue
+        t0 = time.perf_counter()
+        ds = load_or_generate(Path(cache) / suite / split.folder, split.algorithm, split.num_samples,
+                              split.num_nodes, split.seed, workers=workers, **split.options)
+        out[split.folder] = ds.summary() | {"seconds": round(time.perf_counter() - t0, 3)}
+        log(f"{suite}/{split.folder}: {len(ds)} samples, n={split.num_nodes}, "
+            f"T mean {ds.trajectories.n_step.mean():.1f}, {out[split.folder]['seconds']} s")
+    return out
