@@ -304,8 +304,6 @@ def test_dfs_invariants(A):
     assert (np.diff(color, axis=0) >= 0).all()
     np.testing.assert_array_equal(color[0], 0)
     np.testing.assert_array_equal(color[-1], 2)
-    for probe in ("s", "u", "v", "s_last"):
-        check_one_hot(h[probe])
     np.testing.assert_allclose(h["time"], np.maximum(h["d"].max(axis=1), h["f"].max(axis=1)), atol=1e-5)
 
 
@@ -525,6 +523,10 @@ def test_quicksort_by_hand():
     assert [idx(traj.hints[p]) for p in "prij"] == [[0, 1, 1], [2, 2, 0], [0, 0, 2], [0, 0, 0]]
     np.testing.assert_array_equal(traj.outputs["pred"], [2, 1, 1])
 
+    tie = execute("quicksort", key=np.array([0.1, 0.1]))
+    np.testing.assert_array_equal(tie.hints["pred_h"], [[0, 0], [0, 0]])
+    assert [idx(tie.hints[p]) for p in "prij"] == [[0, 0], [1, 1], [1, 1], [0, 1]]
+
 
 def test_quicksort_single_key_has_no_hints():
     traj = execute("quicksort", key=np.array([0.5]))
@@ -540,6 +542,13 @@ def test_heapsort_by_hand():
     np.testing.assert_array_equal(h["parent"], [[0, 0], [0, 0], [1, 1], [1, 1], [0, 1], [0, 1]])
     assert [idx(h[p]) for p in ("i", "j", "largest", "heap_size", "phase")] == [
         [1, 1, 1, 1, 0, 1], [1, 1, 1, 0, 1, 0], [1, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 2]]
+
+    # Equal children: the left one wins (strict `>`), so the two 0.2 keys come out as node 2 before node 1.
+    tie = execute("heapsort", key=np.array([0.1, 0.2, 0.2]))
+    np.testing.assert_array_equal(tie.hints["pred_h"], [
+        [0, 0, 1], [0, 0, 1], [0, 0, 1], [1, 1, 0], [1, 1, 0], [2, 0, 2], [2, 0, 2], [0, 2, 0], [0, 2, 0]])
+    assert idx(tie.hints["phase"]) == [0, 0, 0, 0, 0, 1, 2, 1, 2]
+    np.testing.assert_array_equal(tie.outputs["pred"], [0, 2, 0])
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -69,10 +69,11 @@ def dfs(graphs: GraphBatch) -> TrajectoryBatch:
     pis = []
     bounds = np.concatenate([[0], np.cumsum(graphs.n_edge)])
     for g, (n, offset) in enumerate(zip(graphs.n_node.tolist(), graphs.node_offset.tolist())):
-        nbrs = [[] for _ in range(n)]
         edges = slice(bounds[g], bounds[g + 1])
-        for a, b in zip(graphs.senders[edges].tolist(), graphs.receivers[edges].tolist()):
-            nbrs[a - offset].append(b - offset)  # edges arrive sorted by (sender, receiver)
+        # Out-neighbours of each node in index order (edges arrive sorted by (sender, receiver)).
+        ptr = np.searchsorted(graphs.senders[edges], np.arange(offset, offset + n + 1)).tolist()
+        rcv = (graphs.receivers[edges] - offset).tolist()
+        nbrs = [rcv[a:b] for a, b in zip(ptr[:-1], ptr[1:])]
         pis.append(_dfs(n, nbrs, tape))
     return graph_trajectories("dfs", graphs, tape.n_step, {
         "pi": np.concatenate(pis).astype(np.int32),

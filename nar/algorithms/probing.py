@@ -97,32 +97,41 @@ class Tape:
         self._start = self.step
 
     def rows(self, name: str, dtype) -> np.ndarray:
-        table = np.array(self._rows, dtype=np.float64).reshape(self.step, len(self.row_names))
-        return table[:, self.row_names.index(name)].astype(dtype)
+        if getattr(self, "_table_steps", None) != self.step:
+            self._table = np.array(self._rows, dtype=np.float64).reshape(self.step, len(self.row_names))
+            self._table_steps = self.step
+        return self._table[:, self.row_names.index(name)].astype(dtype)
 
     def node_array(self, name: str, dtype) -> np.ndarray:
-        """Snapshots of a node array: each element holds its last write at or before the step (last write wins)."""
+        """Snapshots of a node array: each element holds its last write at or before the step (last write wins).
+
+        Built column by column: sorted by (node, step), each write's value is repeated until the next write to
+        the same node, which costs O(writes) plus one pass over the output (no per-element gather).
+        """
+        steps_total, width = self.step, max(self.n_node)
+        if steps_total == 0:
+            return np.zeros(0, dtype)
         writes = np.array(self._writes[name], dtype=np.float64).reshape(-1, 3)
-        steps, nodes, vals = writes[:, 0].astype(np.int64), writes[:, 1].astype(np.int64), writes[:, 2]
-        width = max(self.n_node)
-        key = steps * width + nodes
-        # Keep the last write of each (step, node); writes after a sample's last push fall on the next sample's
-        # first step and are overwritten by its `begin`, or beyond the last step and dropped.
-        _, first_rev = np.unique(key[::-1], return_index=True)
-        keep = key.size - 1 - first_rev
-        keep = keep[steps[keep] < self.step]
-        grid = np.zeros((self.step, width), dtype=dtype)
-        have = np.zeros((self.step, width), dtype=bool)
-        grid[steps[keep], nodes[keep]] = vals[keep]
-        have[steps[keep], nodes[keep]] = True
-        src = np.where(have, np.arange(self.step)[:, None], 0)
-        np.maximum.accumulate(src, axis=0, out=src)
+        # A zero at step 0 of every column comes first, so each column starts with a value; real writes win.
+        steps = np.concatenate([np.zeros(width, np.int64), writes[:, 0].astype(np.int64)])
+        cols = np.concatenate([np.arange(width), writes[:, 1].astype(np.int64)])
+        vals = np.concatenate([np.zeros(width), writes[:, 2]])
+        live = steps < steps_total  # writes after the last push of the batch are never seen
+        key = cols[live] * (steps_total + 1) + steps[live]
+        order = np.argsort(key, kind="stable")
+        key, vals = key[order], vals[live][order]
+        last = np.append(key[1:] != key[:-1], True)
+        key, vals = key[last], vals[last]
+        cols, steps = np.divmod(key, steps_total + 1)
+        until = np.append(steps[1:], steps_total)
+        until[np.append(cols[1:] != cols[:-1], True)] = steps_total
+        grid = np.repeat(vals.astype(dtype), until - steps).reshape(width, steps_total).T
+        if min(self.n_node) == width:  # one size: the [steps, n] grid already is the flat layout
+            return np.ascontiguousarray(grid).reshape(-1)
         n_node, n_step = np.asarray(self.n_node), np.asarray(self.n_step)
         seg, k = _segment_positions(n_node * n_step)
         row = np.concatenate([[0], np.cumsum(n_step)[:-1]])[seg] + k // n_node[seg]
-        col = k % n_node[seg]
-        return grid[src[row, col], col]
-
+        return grid[row, k % n_node[seg]]
 
 def graph_trajectories(algorithm: str, graphs, n_step: np.ndarray, probes: dict) -> TrajectoryBatch:
     """Assemble a graph algorithm's batch: adds the shared inputs `pos`, `A` and `adj` to `probes`."""

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from nar.data.generate import Dataset, generate, resolve_config
+from nar.data.dataset import Dataset, generate, resolve_config
 from nar.trajectory import TrajectoryBatch
 
 FORMAT_VERSION = 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import multiprocessing
 import os
 from typing import Any, Iterator, Mapping, Sequence
@@ -206,10 +207,15 @@ def generate(algorithm: str, num_samples: int, num_nodes: int | Sequence[int], s
     tasks = _split(lo, hi, workers) if stream == "nar" and workers > 1 else [(lo, hi)]
     if len(tasks) == 1:
         return Dataset(_generate_range(config, lo, hi), config)
-    ctx = multiprocessing.get_context("forkserver")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        parts = list(pool.map(_generate_range, [config] * len(tasks), *zip(*tasks)))
+    parts = list(_pool(workers).map(_generate_range, [config] * len(tasks), *zip(*tasks)))
     return Dataset(TrajectoryBatch.concatenate(parts), config)
+
+
+@functools.lru_cache(maxsize=1)
+def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """One process pool, kept for later calls: starting workers costs more than a small dataset. `forkserver`
+    workers start clean, so this is safe even when the caller has already started JAX's threads."""
+    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
 
 
 def _split(lo: int, hi: int, workers: int) -> list[tuple[int, int]]:
