@@ -1,0 +1,110 @@
+"""`make bench-data`: trajectories per second of nar's generator next to dm-clrs's samplers.
+
+Times `nar.data.generate` (sampling + executing + packing, the whole pipeline) per algorithm at n = 16, 64 and
+1,024 on CLRS's default distributions, with every core (the worker pool warmed up first) and with one. dm-clrs's
+figures are the anchors measured on this machine type (../shared/reference/README.md: `build_sampler(algo,
+num_samples=200, length=n)`), or fresh ones from `--dmclrs-python`, a throwaway virtualenv holding dm-clrs (see
+`nar/bench/dmclrs_samplers.py`); nar itself never depends on dm-clrs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import nar
+from nar.data import generate
+from nar.specs import GRAPH_ALGORITHMS, SORTING_ALGORITHMS
+
+# dm-clrs 2.0.3 sampler throughput (trajectories/s) on the 2-core reference machine, n=16 and n=64.
+DMCLRS_ANCHOR = {
+    "bfs": {16: 2539, 64: 381}, "dfs": {16: 804, 64: 76}, "bellman_ford": {16: 1967, 64: 169},
+    "insertion_sort": {16: 3612, 64: 678}, "bubble_sort": {16: 742, 64: 18.5}, "heapsort": {16: 669, 64: 67},
+    "quicksort": {16: 1140, 64: 84},
+}
+# Samples per timing: enough for about a second of work at the expected speed.
+_SAMPLES = {16: 16384, 64: 2048, 1024: 16}
+_SKIP = {("bubble_sort", 1024): "one trajectory holds 523,777 steps x 1,024 nodes (2 GiB of hints)"}
+
+
+def _time(algorithm: str, n: int, num: int, workers: int, repeats: int = 3) -> float:
+    """Best-of-`repeats` wall seconds for generating `num` samples."""
+    best = float("inf")
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        generate(algorithm, num, n, seed=r, workers=workers)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _dmclrs(python: str, algorithms, sizes) -> dict:
+    script = Path(__file__).with_name("dmclrs_samplers.py")
+    out = subprocess.run([python, str(script), ",".join(algorithms), ",".join(map(str, sizes))],
+                         check=True, capture_output=True, text=True).stdout
+    return {(r["algorithm"], r["n"]): r["traj_per_s"] for r in json.loads(out)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="bench_out/bench_data.json")
+    parser.add_argument("--sizes", default="16,64,1024")
+    parser.add_argument("--algorithms", default=",".join(GRAPH_ALGORITHMS + SORTING_ALGORITHMS))
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--dmclrs-python", help="python of a virtualenv with dm-clrs, to measure it afresh")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    algorithms = args.algorithms.split(",")
+    fresh = _dmclrs(args.dmclrs_python, algorithms, sizes) if args.dmclrs_python else {}
+    generate("bfs", 1024, 16, workers=args.workers)  # start the worker pool once
+    rows = []
+    for algorithm in algorithms:
+        for n in sizes:
+            row = {"algorithm": algorithm, "n": n}
+            if (algorithm, n) in _SKIP:
+                rows.append(row | {"skipped": _SKIP[(algorithm, n)]})
+                continue
+            num = _SAMPLES.get(n, 64)
+            if algorithm == "bubble_sort" and n >= 64:
+                num //= 4
+            all_cores = num / _time(algorithm, n, num, args.workers)
+            one_core = num / _time(algorithm, n, num, 1, repeats=1)
+            ref = fresh.get((algorithm, n), DMCLRS_ANCHOR.get(algorithm, {}).get(n))
+            row |= {"samples": num, "traj_per_s": round(all_cores, 1), "workers": args.workers,
+                    "traj_per_s_1_core": round(one_core, 1), "dmclrs_traj_per_s": ref,
+                    "dmclrs_source": "measured" if (algorithm, n) in fresh else ("anchor" if ref else None),
+                    "speedup": round(all_cores / ref, 1) if ref else None}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    report = {
+        "benchmark": "data generation, trajectories/s (sample + execute + pack)",
+        "command": "python -m nar.bench.data " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "nar_version": nar.__version__, "numpy": np.__version__, "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
+        "date": time.strftime("%Y-%m-%d"), "results": rows,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    print(f"\n| algorithm | n | nar traj/s ({args.workers} workers) | nar 1 core | dm-clrs | speed-up |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        if "skipped" in r:
+            print(f"| {r['algorithm']} | {r['n']} | skipped: {r['skipped']} | | | |")
+        else:
+            ref = f"{r['dmclrs_traj_per_s']:,}" if r["dmclrs_traj_per_s"] else "-"
+            up = f"{r['speedup']}x" if r["speedup"] else "-"
+            print(f"| {r['algorithm']} | {r['n']} | {r['traj_per_s']:,.0f} | {r['traj_per_s_1_core']:,.0f} | "
+                  f"{ref} | {up} |")
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
