@@ -128,13 +128,18 @@ class GraphBatch:
         adj = ((A + I) != 0) exactly as CLRS computes it (so a self-loop of weight -1 has adj 0).
         """
         gid = self.graph_of_node
-        diag = np.arange(self.n_node.sum())
-        loop = self.senders == self.receivers
-        s = np.concatenate([self.senders, diag[~np.isin(diag, self.senders[loop])]])
-        r = np.concatenate([self.receivers, diag[~np.isin(diag, self.senders[loop])]])
-        w = np.concatenate([self.weights, np.zeros(s.size - self.senders.size)])
-        order = np.lexsort((r, s))
-        s, r, w = s[order], r[order], w[order]
+        num_nodes = gid.size
+        # Merge the diagonal into the sorted edge list (no re-sort): insert (v, v) where it belongs unless present.
+        key = self.senders * num_nodes + self.receivers
+        nodes = np.arange(num_nodes)
+        at = np.searchsorted(key, nodes * (num_nodes + 1))
+        present = np.zeros(num_nodes, bool)
+        inside = at < key.size
+        present[inside] = key[at[inside]] == nodes[inside] * (num_nodes + 1)
+        at, new = at[~present], nodes[~present]
+        s = np.insert(self.senders, at, new)
+        r = np.insert(self.receivers, at, new)
+        w = np.insert(self.weights, at, 0.0)
         adj = ((w + (s == r)) != 0).astype(np.float32)
         n_edge = np.bincount(gid[s], minlength=self.n_node.size)
         off = self.node_offset[gid[s]]
