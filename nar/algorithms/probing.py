@@ -10,6 +10,7 @@ Two ways to record, both ending in `TrajectoryBatch`'s flat layout:
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import chain
 
 import numpy as np
 
@@ -77,19 +78,22 @@ class Tape:
         self.n_node: list[int] = []
         self.n_step: list[int] = []
         self._start = 0
-        self._writes = defaultdict(list)  # name -> [(step, node, value)]
-        self._rows: list[tuple] = []
+        # Flat lists convert to numpy far faster than lists of tuples: writes are (step, node, value) triples,
+        # rows one value per row name per step; initial arrays are kept whole, with the step they start at.
+        self._writes = defaultdict(list)
+        self._initial = defaultdict(list)
+        self._rows: list = []
 
     def begin(self, n: int, **arrays) -> None:
         self.n_node.append(n)
         for name, values in arrays.items():
-            self._writes[name].extend(zip([self.step] * n, range(n), values))
+            self._initial[name].append((self.step, list(values)))  # a copy: callers mutate their arrays
 
     def set(self, name: str, node: int, value) -> None:
-        self._writes[name].append((self.step, node, value))
+        self._writes[name].extend((self.step, node, value))
 
     def push(self, *row) -> None:
-        self._rows.append(row)
+        self._rows.extend(row)
         self.step += 1
 
     def end(self) -> None:
@@ -112,10 +116,16 @@ class Tape:
         if steps_total == 0:
             return np.zeros(0, dtype)
         writes = np.array(self._writes[name], dtype=np.float64).reshape(-1, 3)
-        # A zero at step 0 of every column comes first, so each column starts with a value; real writes win.
-        steps = np.concatenate([np.zeros(width, np.int64), writes[:, 0].astype(np.int64)])
-        cols = np.concatenate([np.arange(width), writes[:, 1].astype(np.int64)])
-        vals = np.concatenate([np.zeros(width), writes[:, 2]])
+        starts = [start for start, _ in self._initial[name]]
+        sizes = np.array([len(v) for _, v in self._initial[name]])
+        init_vals = np.fromiter(chain.from_iterable(v for _, v in self._initial[name]), np.float64, sizes.sum())
+        # A zero at step 0 of every column comes first, so each column starts with a value; then every sample's
+        # initial array at its first step; then the writes, which win over both (last write wins).
+        steps = np.concatenate([np.zeros(width, np.int64), np.repeat(starts, sizes).astype(np.int64),
+                                writes[:, 0].astype(np.int64)])
+        cols = np.concatenate([np.arange(width), _segment_positions(sizes)[1],
+                               writes[:, 1].astype(np.int64)])
+        vals = np.concatenate([np.zeros(width), init_vals, writes[:, 2]])
         live = steps < steps_total  # writes after the last push of the batch are never seen
         key = cols[live] * (steps_total + 1) + steps[live]
         order = np.argsort(key, kind="stable")
