@@ -79,6 +79,10 @@ class TrajectoryBatch:
         spec = SPECS[self.algorithm]
         if set(self.probes) != set(spec):
             raise ValueError(f"{self.algorithm}: probes {sorted(self.probes)} do not match the spec {sorted(spec)}")
+        edges = int(self.n_edge.sum())
+        if self.senders.shape != (edges,) or self.receivers.shape != (edges,):
+            raise ValueError(f"{self.algorithm}: senders/receivers have shapes {self.senders.shape}/"
+                             f"{self.receivers.shape}, expected ({edges},) from n_edge")
         for name, arr in self.probes.items():
             want = self._units(name).sum()
             if arr.shape != (want,):

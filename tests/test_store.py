@@ -135,7 +135,12 @@ def test_damaged_file_raises_corrupt_naming_it(saved, damage, name):
 
 @pytest.mark.parametrize("text", ["not json {", "[]", "{}", "null", '"files"',
                                   '{"format_version": 1, "config": {}}',
-                                  '{"format_version": 99, "files": {}, "config": {}}'])
+                                  '{"format_version": 99, "files": {}, "config": {}}',
+                                  '{"format_version": 1, "algorithm": "bfs", "config": {}, "files": []}',
+                                  '{"format_version": 1, "algorithm": "bfs", "config": {}, '
+                                  '"files": {"n_node.npy": {}}}',
+                                  '{"format_version": 1, "algorithm": "bfs", "config": {}, '
+                                  '"files": {"n_node.npy": "x"}}'])
 def test_garbage_manifest_raises_corrupt(saved, text):
     _, path = saved
     (path / MANIFEST).write_text(text)

@@ -8,6 +8,7 @@ a restart) and gives the same bytes everywhere. `stream="clrs"` instead replays 
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import dataclasses
 import functools
@@ -129,7 +130,10 @@ def _draw_nar(config: dict, lo: int, hi: int) -> list[dict]:
                 sample = {"key": rng.uniform(opts["low"], opts["high"], n)}
             else:
                 extra = {} if p is None else {"p": float(rng.choice(p)) if isinstance(p, tuple) else p}
-                sample = {"graph": sample_graph(config["graph"], rng, n, **opts, **extra)}
+                graph = sample_graph(config["graph"], rng, n, **opts, **extra)
+                # Weights rounded to float32, the stored precision, so stored inputs reproduce every hint exactly.
+                sample = {"graph": dataclasses.replace(graph, weights=graph.weights.astype(np.float32)
+                                                       .astype(np.float64))}
                 if algo.needs_source:
                     sample["s"] = int(rng.integers(n))
             if i >= lo:
@@ -215,7 +219,9 @@ def generate(algorithm: str, num_samples: int, num_nodes: int | Sequence[int], s
 def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
     """One process pool, kept for later calls: starting workers costs more than a small dataset. `forkserver`
     workers start clean, so this is safe even when the caller has already started JAX's threads."""
-    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+    atexit.register(pool.shutdown)  # before interpreter teardown, which would otherwise trip over the pool
+    return pool
 
 
 def _split(lo: int, hi: int, workers: int) -> list[tuple[int, int]]:

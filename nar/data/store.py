@@ -71,9 +71,18 @@ def read_manifest(path: str | os.PathLike) -> dict:
         raise FileNotFoundError(f"no dataset at {path} (missing {MANIFEST})")
     try:
         manifest = json.loads(file.read_text())
-        manifest["files"], manifest["config"]  # noqa: B018 - required keys
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CorruptDatasetError(f"{file}: unreadable manifest ({e})") from e
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    well_formed = (
+        isinstance(files, dict) and isinstance(manifest.get("config"), dict)
+        and isinstance(manifest.get("algorithm"), str)
+        and all(isinstance(m, dict) and isinstance(m.get("sha256"), str) and isinstance(m.get("bytes"), int)
+                for m in files.values())
+    )
+    if not well_formed:
+        raise CorruptDatasetError(f"{file}: malformed manifest (needs algorithm, config and files with "
+                                  f"sha256 and bytes)")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise CorruptDatasetError(f"{file}: format version {manifest.get('format_version')}, "
                                   f"this nar reads {FORMAT_VERSION}")
