@@ -264,8 +264,8 @@ def test_clrs_train_cycles_sizes_by_index(algorithm):
 def test_clrs_train_draws_density_per_graph():
     ds = clrs_train("bfs", 1000, 0)
     density = np.array([off_diagonal(t.inputs["A"][None]).mean() for t in ds if t.num_nodes == 16])
-    # E[p^2] over p uniform on 0.1..0.9; the spread shows p varies per graph.
-    assert abs(density.mean() - np.mean(np.square(CLRS_TRAIN_P))) < 0.03
+    # E[p^2] over p uniform on 0.1..0.9, within 4 standard errors; the spread shows p varies per graph.
+    assert abs(density.mean() - np.mean(np.square(CLRS_TRAIN_P))) < 4 * density.std() / np.sqrt(density.size)
     assert density.std() > 0.15
 
 

@@ -131,11 +131,11 @@ def _draw_nar(config: dict, lo: int, hi: int) -> list[dict]:
             else:
                 extra = {} if p is None else {"p": float(rng.choice(p)) if isinstance(p, tuple) else p}
                 graph = sample_graph(config["graph"], rng, n, **opts, **extra)
-                # Weights rounded to float32, the stored precision, so stored inputs reproduce every hint exactly.
-                sample = {"graph": dataclasses.replace(graph, weights=graph.weights.astype(np.float32)
-                                                       .astype(np.float64))}
+                if opts["weighted"]:  # rounded to float32, the stored precision: stored inputs reproduce hints
+                    graph = dataclasses.replace(graph, weights=graph.weights.astype(np.float32).astype(np.float64))
+                sample = {"graph": graph}
                 if algo.needs_source:
-                    sample["s"] = int(rng.integers(n))
+                    sample["s"] = int(rng.random() * n)  # uniform in [0, n); a scalar draw is cheaper than integers
             if i >= lo:
                 out.append(sample)
     return out
