@@ -582,3 +582,11 @@ BAD_INPUTS = [
 def test_bad_input_raises_value_error(name, kwargs, message):
     with pytest.raises(ValueError, match=message):
         execute(name, **kwargs)
+
+
+def test_bellman_ford_negative_cycle_hidden_by_clrs_early_stop_still_raises():
+    # CLRS's loop stops after round 1 here (node 2 is first reached at distance exactly 0, so d looks unchanged),
+    # before it meets the reachable cycle 1 <-> 2 of weight -2; the input is refused all the same.
+    A = np.array([[0, 1, 0], [0, 0, -1], [0, -1, 0]], float)
+    with pytest.raises(ValueError, match="negative"):
+        execute("bellman_ford", A=A, s=0)

@@ -22,6 +22,8 @@ def bellman_ford(graphs: GraphBatch, sources: np.ndarray) -> TrajectoryBatch:
     snd, rcv, w = graphs.senders, graphs.receivers, graphs.weights
 
     src = offset + sources
+    if (w < 0).any():
+        _reject_negative_cycles(graphs, src, sources)
     d = np.zeros(num_nodes)
     msk = np.zeros(num_nodes, bool)
     msk[src] = True
@@ -30,6 +32,7 @@ def bellman_ford(graphs: GraphBatch, sources: np.ndarray) -> TrajectoryBatch:
     n_step = np.zeros(num_graphs, np.int64)
     pi_h, d_h, msk_h = [], [], []
     while running.any():
+        # Unreachable after the check above, up to floating-point rounding: a guard against a loop without end.
         stuck = running & (n_step >= graphs.n_node)
         if stuck.any():
             g = int(np.flatnonzero(stuck)[0])
@@ -65,3 +68,22 @@ def bellman_ford(graphs: GraphBatch, sources: np.ndarray) -> TrajectoryBatch:
         "d": flatten_node_hints(np.stack(d_h), graphs.n_node, n_step).astype(np.float32),
         "msk": flatten_node_hints(np.stack(msk_h), graphs.n_node, n_step).astype(np.uint8),
     })
+
+
+def _reject_negative_cycles(graphs: GraphBatch, src: np.ndarray, sources: np.ndarray) -> None:
+    """Raise if a negative-weight cycle is reachable from a graph's source.
+
+    CLRS's loop stops as soon as a round leaves d unchanged, which can happen before it meets such a cycle (a
+    node first reached at distance exactly 0); shortest paths are undefined there all the same, so the input is
+    refused up front: textbook Bellman-Ford (n - 1 rounds of relaxation), then any further improvement.
+    """
+    snd, rcv, w = graphs.senders, graphs.receivers, graphs.weights
+    dist = np.full(int(graphs.n_node.sum()), np.inf)
+    dist[src] = 0.0
+    for _ in range(int(graphs.n_node.max()) - 1):
+        np.minimum.at(dist, rcv, dist[snd] + w)
+    improves = dist[snd] + w < dist[rcv]
+    if improves.any():
+        g = int(graphs.graph_of_node[snd[improves][0]])
+        raise ValueError(f"bellman_ford: a negative-weight cycle is reachable from source {int(sources[g])} "
+                         f"(graph {g} of the batch): shortest paths are undefined")
