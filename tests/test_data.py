@@ -389,10 +389,10 @@ def test_bad_requests_raise_value_error_naming_the_problem(args, kwargs, match):
 
 def test_resolve_config_fills_clrs_defaults():
     bfs = resolve_config("bfs", 10, 16, 1)
-    assert bfs["graph"] == "er" and bfs["options"] == {"directed": False, "weighted": False}
+    assert bfs["graph"] == "er" and bfs["options"] == {"directed": False, "weighted": False, "p": 0.5}
     assert bfs["num_nodes"] == [16] and bfs["stream"] == "nar" and bfs["start"] == 0
-    assert resolve_config("dfs", 10, 16, 1)["options"] == {"directed": True, "weighted": False}
-    assert resolve_config("bellman_ford", 10, 16, 1)["options"] == {"directed": False, "weighted": True}
+    assert resolve_config("dfs", 10, 16, 1)["options"] == {"directed": True, "weighted": False, "p": 0.5}
+    assert resolve_config("bellman_ford", 10, 16, 1)["options"] == {"directed": False, "weighted": True, "p": 0.5}
     assert resolve_config("quicksort", 10, (4, 7), 1)["options"] == {"low": 0.0, "high": 1.0}
     assert resolve_config("quicksort", 10, (4, 7), 1)["graph"] is None
 

@@ -312,3 +312,27 @@ def test_clrs_stream_rejects_unknown_algorithm_and_options():
         clrs_stream_inputs("kmp", np.random.RandomState(0), 4)
     with pytest.raises(ValueError, match="low"):
         clrs_stream_inputs("bfs", np.random.RandomState(0), 4, low=0.0)
+
+
+def test_erdos_renyi_batch_matches_the_single_graph_law():
+    from nar.data.graphs import erdos_renyi_batch
+
+    rng = np.random.default_rng(7)
+    sizes = np.array([16, 9, 16, 9] * 100)
+    p = np.where(np.arange(sizes.size) % 2 == 0, 0.5, 0.3)
+    n_edge, s, r, w = erdos_renyi_batch(rng, sizes, p, weighted=True)
+    bounds = np.concatenate([[0], np.cumsum(n_edge)])
+    dens = {16: [], 9: []}
+    for i, n in enumerate(sizes):
+        g = EdgeList(int(n), s[bounds[i]:bounds[i + 1]].astype(np.int32),
+                     r[bounds[i]:bounds[i + 1]].astype(np.int32), w[bounds[i]:bounds[i + 1]]).validate()
+        a = to_dense(g)
+        np.testing.assert_array_equal(a, a.T)  # undirected, geometric-mean weights are symmetric
+        off = ~np.eye(n, dtype=bool)
+        dens[int(n)].append((a[off] != 0).mean())
+    assert abs(np.mean(dens[16]) - 0.25) < 0.02 and abs(np.mean(dens[9]) - 0.09) < 0.02  # p**2
+    n_edge, s, r, _ = erdos_renyi_batch(rng, np.full(20, 12), np.full(20, 0.4), directed=True, acyclic=True)
+    bounds = np.concatenate([[0], np.cumsum(n_edge)])
+    for i in range(20):
+        g = nx.DiGraph(list(zip(s[bounds[i]:bounds[i + 1]].tolist(), r[bounds[i]:bounds[i + 1]].tolist())))
+        assert nx.is_directed_acyclic_graph(g)

@@ -84,17 +84,28 @@ class GraphBatch:
         """
         if not graphs:
             raise ValueError("a graph batch needs at least one graph")
-        n_node = np.array([g[0] for g in graphs], np.int64)
         parts = [tuple(np.asarray(x).reshape(-1) for x in g[1:]) for g in graphs]
         if any(not (s.shape == r.shape == w.shape) for s, r, w in parts):
             raise ValueError("senders, receivers and weights of a graph must have one length")
+        return GraphBatch.from_arrays(
+            [g[0] for g in graphs], [s.size for s, _, _ in parts], np.concatenate([s for s, _, _ in parts]),
+            np.concatenate([r for _, r, _ in parts]), np.concatenate([w for _, _, w in parts]))
+
+    @staticmethod
+    def from_arrays(n_node, n_edge, senders, receivers, weights) -> "GraphBatch":
+        """From per-graph sizes and edge counts and the concatenated edges (local ids), checked in one pass."""
+        n_node, n_edge = np.asarray(n_node, np.int64), np.asarray(n_edge, np.int64)
+        if n_node.size == 0 or n_node.shape != n_edge.shape:
+            raise ValueError(f"need one node count and one edge count per graph, got {n_node.shape} and "
+                             f"{n_edge.shape}")
         if (n_node < 1).any():
             raise ValueError(f"every graph needs at least one node, got n={int(n_node.min())}")
-        n_edge = np.array([s.size for s, _, _ in parts], np.int64)
+        snd, rcv = np.asarray(senders).astype(np.int64), np.asarray(receivers).astype(np.int64)
+        wts = np.asarray(weights).astype(np.float64)
+        if not (snd.shape == rcv.shape == wts.shape == (int(n_edge.sum()),)):
+            raise ValueError(f"senders, receivers and weights must hold sum(n_edge)={int(n_edge.sum())} edges, "
+                             f"got {snd.shape}, {rcv.shape}, {wts.shape}")
         gid = np.repeat(np.arange(n_node.size), n_edge)
-        snd = np.concatenate([s for s, _, _ in parts]).astype(np.int64)
-        rcv = np.concatenate([r for _, r, _ in parts]).astype(np.int64)
-        wts = np.concatenate([w for _, _, w in parts]).astype(np.float64)
         bad = (np.minimum(snd, rcv) < 0) | (np.maximum(snd, rcv) >= n_node[gid])
         if bad.any():
             k = int(np.flatnonzero(bad)[0])

@@ -19,7 +19,8 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from nar.algorithms import GraphBatch, get_algorithm, run_batch
-from nar.data.graphs import GRAPH_FAMILIES, clrs_stream_inputs, from_dense, sample_graph
+from nar.data.graphs import (GRAPH_FAMILIES, EdgeList, clrs_stream_inputs, erdos_renyi_batch, from_dense,
+                             sample_graph)
 from nar.trajectory import Trajectory, TrajectoryBatch
 
 GENERATOR_VERSION = 1
@@ -94,7 +95,7 @@ def resolve_config(algorithm: str, num_samples: int, num_nodes, seed: int, start
         graph = graph or "er"
         if graph not in GRAPH_FAMILIES:
             raise ValueError(f"unknown graph family {graph!r}; known: {', '.join(GRAPH_FAMILIES)}")
-        opts = {**_GRAPH_DEFAULTS[algorithm], **options}
+        opts = {**_GRAPH_DEFAULTS[algorithm], **({"p": 0.5} if graph == "er" else {}), **options}
         if "p" in opts and not isinstance(opts["p"], (int, float)):
             opts["p"] = tuple(float(p) for p in opts["p"])
         # Draw one graph to let the family reject unknown or bad options now, with its own message.
@@ -114,78 +115,135 @@ def resolve_config(algorithm: str, num_samples: int, num_nodes, seed: int, start
             "generator_version": GENERATOR_VERSION}
 
 
-def _draw_nar(config: dict, lo: int, hi: int) -> list[dict]:
-    """Raw inputs of samples lo..hi-1 from the block-seeded stream."""
+@dataclasses.dataclass
+class _Inputs:
+    """Raw inputs of consecutive samples: keys (sorts) or concatenated edge lists with local ids (graphs)."""
+
+    n_node: np.ndarray
+    keys: list[np.ndarray] | None = None
+    n_edge: np.ndarray | None = None
+    senders: np.ndarray | None = None
+    receivers: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    sources: np.ndarray | None = None
+
+    def slice(self, a: int, b: int) -> "_Inputs":
+        if self.keys is not None:
+            return _Inputs(self.n_node[a:b], keys=self.keys[a:b])
+        off = np.concatenate([[0], np.cumsum(self.n_edge)])
+        e = slice(off[a], off[b])
+        return _Inputs(self.n_node[a:b], None, self.n_edge[a:b], self.senders[e], self.receivers[e],
+                       self.weights[e], None if self.sources is None else self.sources[a:b])
+
+    @staticmethod
+    def concatenate(parts: "list[_Inputs]") -> "_Inputs":
+        if parts[0].keys is not None:
+            return _Inputs(np.concatenate([p.n_node for p in parts]), keys=[k for p in parts for k in p.keys])
+        cat = lambda f: None if getattr(parts[0], f) is None else np.concatenate([getattr(p, f) for p in parts])  # noqa: E731
+        return _Inputs(cat("n_node"), None, cat("n_edge"), cat("senders"), cat("receivers"), cat("weights"),
+                       cat("sources"))
+
+    @staticmethod
+    def from_graphs(graphs: list[EdgeList], sources) -> "_Inputs":
+        return _Inputs(np.array([g.n for g in graphs]), None, np.array([g.num_edges for g in graphs]),
+                       np.concatenate([g.senders for g in graphs]), np.concatenate([g.receivers for g in graphs]),
+                       np.concatenate([g.weights for g in graphs]), sources)
+
+
+# Dense ER graphs up to this size are drawn a block at a time (one vectorised draw per size), larger ones one by
+# one (a block of 64 dense graphs of 1,024 nodes would need 512 MB of random numbers at once).
+_BATCHED_ER_MAX_N = 128
+
+
+def _draw_block(config: dict, block: int) -> _Inputs:
+    """Raw inputs of all samples of one block, from the generator seeded by (seed, block).
+
+    Draw order within a block: per-sample density (if `p` is a tuple), then graphs (dense ER of small sizes one
+    vectorised draw per size, in order of first appearance; other graphs sample by sample), then sources; or,
+    for sorts, keys one draw per size.
+    """
     algo = get_algorithm(config["algorithm"])
-    sizes, opts = config["num_nodes"], dict(config["options"])
+    sizes_cycle, opts = config["num_nodes"], dict(config["options"])
+    idx = np.arange(block * BLOCK, (block + 1) * BLOCK)
+    sizes = np.array([sizes_cycle[i % len(sizes_cycle)] for i in idx])
+    rng = np.random.default_rng([config["seed"], block])
+    if algo.kind == "sort":
+        keys = [None] * BLOCK
+        for n in dict.fromkeys(sizes.tolist()):
+            where = np.flatnonzero(sizes == n)
+            for k, row in zip(where, rng.uniform(opts["low"], opts["high"], (where.size, n))):
+                keys[k] = row
+        return _Inputs(sizes, keys=keys)
     p = opts.pop("p", None)
-    out = []
-    for block in range(lo // BLOCK, (hi - 1) // BLOCK + 1):
-        rng = np.random.default_rng([config["seed"], block])
-        for i in range(block * BLOCK, (block + 1) * BLOCK):
-            if i >= hi:
-                break
-            n = sizes[i % len(sizes)]
-            if algo.kind == "sort":
-                sample = {"key": rng.uniform(opts["low"], opts["high"], n)}
-            else:
-                extra = {} if p is None else {"p": float(rng.choice(p)) if isinstance(p, tuple) else p}
-                graph = sample_graph(config["graph"], rng, n, **opts, **extra)
-                if opts["weighted"]:  # rounded to float32, the stored precision: stored inputs reproduce hints
-                    graph = dataclasses.replace(graph, weights=graph.weights.astype(np.float32).astype(np.float64))
-                sample = {"graph": graph}
-                if algo.needs_source:
-                    sample["s"] = int(rng.random() * n)  # uniform in [0, n); a scalar draw is cheaper than integers
-            if i >= lo:
-                out.append(sample)
-    return out
+    dens = rng.choice(p, size=BLOCK) if isinstance(p, tuple) else np.full(BLOCK, p)
+    graphs: list = [None] * BLOCK
+    for n in dict.fromkeys(sizes.tolist()):
+        where = np.flatnonzero(sizes == n)
+        if config["graph"] == "er" and n <= _BATCHED_ER_MAX_N:
+            n_edge, snd, rcv, w = erdos_renyi_batch(rng, sizes[where], dens[where], **opts)
+            bounds = np.concatenate([[0], np.cumsum(n_edge)])
+            for j, k in enumerate(where):
+                e = slice(bounds[j], bounds[j + 1])
+                graphs[k] = EdgeList(int(n), snd[e].astype(np.int32), rcv[e].astype(np.int32), w[e])
+        else:
+            for k in where:
+                extra = {} if p is None else {"p": float(dens[k])}
+                graphs[k] = sample_graph(config["graph"], rng, int(n), **opts, **extra)
+    sources = (rng.random(BLOCK) * sizes).astype(np.int64) if algo.needs_source else None
+    inputs = _Inputs.from_graphs(graphs, sources)
+    if opts["weighted"]:  # rounded to float32, the stored precision: stored inputs reproduce hints exactly
+        inputs.weights = inputs.weights.astype(np.float32).astype(np.float64)
+    return inputs
 
 
-def _draw_clrs(config: dict, lo: int, hi: int) -> list[dict]:
+def _draw_nar(config: dict, lo: int, hi: int) -> _Inputs:
+    """Raw inputs of samples lo..hi-1 from the block-seeded stream (whole blocks drawn, then cut)."""
+    first = lo // BLOCK
+    blocks = [_draw_block(config, b) for b in range(first, (hi - 1) // BLOCK + 1)]
+    return _Inputs.concatenate(blocks).slice(lo - first * BLOCK, hi - first * BLOCK)
+
+
+def _draw_clrs(config: dict, lo: int, hi: int) -> _Inputs:
     """Raw inputs of samples lo..hi-1 of dm-clrs's sampler stream (sequential by nature)."""
     rs = np.random.RandomState(config["seed"])
     algo = config["algorithm"]
     n = config["num_nodes"][0]
     kw = {k: v for k, v in config["options"].items() if k not in _GRAPH_DEFAULTS.get(algo, {})}
-    out = []
-    for i in range(hi):
-        raw = clrs_stream_inputs(algo, rs, n, **kw)
-        if i >= lo:
-            if "A" in raw:
-                raw["graph"] = from_dense(raw.pop("A"))
-            out.append(raw)
-    return out
+    raw = [clrs_stream_inputs(algo, rs, n, **kw) for _ in range(hi)][lo:]
+    if "key" in raw[0]:
+        return _Inputs(np.full(len(raw), n), keys=[r["key"] for r in raw])
+    sources = np.array([r["s"] for r in raw]) if "s" in raw[0] else None
+    return _Inputs.from_graphs([from_dense(r["A"]) for r in raw], sources)
 
 
-def _run(algorithm: str, samples: list[dict]) -> TrajectoryBatch:
-    """Execute drawn samples in index order, grouped so sorts see [B, n] and chunks stay within memory."""
+def _run(algorithm: str, inputs: _Inputs) -> TrajectoryBatch:
+    """Execute drawn samples in index order, in chunks that keep the hint arrays within memory (sorts grouped by
+    size, as their executors take keys [B, n]; graph batches may mix sizes)."""
     algo = get_algorithm(algorithm)
-    groups: dict[int, list[int]] = {}
-    for i, smp in enumerate(samples):
-        n = smp["key"].size if algo.kind == "sort" else 0  # graph batches may mix sizes
-        groups.setdefault(n, []).append(i)
+    num = inputs.n_node.size
+    values = inputs.n_node.astype(np.int64) * inputs.n_node * {"bubble_sort": inputs.n_node // 2, "dfs": 3,
+                                                               "heapsort": 8, "quicksort": 7}.get(algorithm, 1)
     parts, order = [], []
-    for n, idx in groups.items():
-        per_chunk = max(1, _CHUNK_VALUES // max(1, _values_per_sample(algorithm, samples[idx[0]])))
-        for c in range(0, len(idx), per_chunk):
-            chunk = idx[c : c + per_chunk]
-            if algo.kind == "sort":
-                parts.append(run_batch(algorithm, keys=np.stack([samples[i]["key"] for i in chunk])))
-            else:
-                graphs = GraphBatch.from_edges([(g.n, g.senders, g.receivers, g.weights)
-                                                for g in (samples[i]["graph"] for i in chunk)])
-                sources = [samples[i]["s"] for i in chunk] if algo.needs_source else None
-                parts.append(run_batch(algorithm, graphs=graphs, sources=sources))
-            order.extend(chunk)
+    if algo.kind == "sort":
+        for n in dict.fromkeys(inputs.n_node.tolist()):
+            idx = np.flatnonzero(inputs.n_node == n)
+            per_chunk = max(1, _CHUNK_VALUES // int(values[idx[0]]))
+            for c in range(0, idx.size, per_chunk):
+                chunk = idx[c : c + per_chunk]
+                parts.append(run_batch(algorithm, keys=np.stack([inputs.keys[i] for i in chunk])))
+                order.extend(chunk.tolist())
+    else:
+        start = 0
+        while start < num:  # consecutive samples up to the value budget (at least one)
+            stop = start + max(1, int(np.searchsorted(np.cumsum(values[start:]), _CHUNK_VALUES, side="right")))
+            part = inputs.slice(start, stop)
+            graphs = GraphBatch.from_arrays(part.n_node, part.n_edge, part.senders, part.receivers, part.weights)
+            sources = None if part.sources is None else part.sources.tolist()
+            parts.append(run_batch(algorithm, graphs=graphs, sources=sources))
+            order.extend(range(start, stop))
+            start = stop
     batch = TrajectoryBatch.concatenate(parts)
     return batch if order == sorted(order) else batch.select(np.argsort(order))
-
-
-def _values_per_sample(algorithm: str, sample: dict) -> int:
-    """A rough count of the hint values one sample produces, for chunking."""
-    n = sample["key"].size if "key" in sample else sample["graph"].n
-    steps = {"bubble_sort": n * n // 2, "dfs": 3 * n, "heapsort": 8 * n, "quicksort": 7 * n}.get(algorithm, n)
-    return steps * n + (0 if "key" in sample else sample["graph"].num_edges)
 
 
 def _generate_range(config: dict, lo: int, hi: int) -> TrajectoryBatch:
@@ -225,11 +283,13 @@ def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
 
 
 def _split(lo: int, hi: int, workers: int) -> list[tuple[int, int]]:
-    """Block-aligned ranges, a few per worker for balance."""
-    first, last = lo // BLOCK, (hi - 1) // BLOCK + 1
-    per_task = max(1, -(-(last - first) // (4 * workers)))
-    edges = [max(lo, b * BLOCK) for b in range(first, last, per_task)] + [hi]
-    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if a < b]
+    """About four ranges per worker, for balance; whole blocks when there are enough samples (a range that starts
+    inside a block redraws that block's earlier samples, which only pays off for few, large graphs)."""
+    per_task = -(-(hi - lo) // (4 * workers))
+    if per_task > BLOCK:
+        per_task = -(-per_task // BLOCK) * BLOCK
+    edges = list(range(lo, hi, per_task)) + [hi]
+    return list(zip(edges[:-1], edges[1:]))
 
 
 def clrs_train(algorithm: str, num_samples: int, seed: int = 0, **kwargs) -> Dataset:

@@ -166,6 +166,39 @@ def erdos_renyi(rng: np.random.Generator, n: int, *, p: float = 0.5, directed: b
     return EdgeList(n, s.astype(np.int32), r.astype(np.int32), weights)
 
 
+def erdos_renyi_batch(rng: np.random.Generator, sizes: np.ndarray, p: np.ndarray, *, directed: bool = False,
+                      acyclic: bool = False, weighted: bool = False, low: float = 0.0, high: float = 1.0):
+    """Many `erdos_renyi` graphs in a few vectorised draws (one per distinct size): graph i has `sizes[i]` nodes
+    and density `p[i]`. Returns (n_edge [k], senders, receivers, weights), edges concatenated in graph order and
+    sorted by (sender, receiver) within each graph, local node ids. Same law as `erdos_renyi`, other stream."""
+    sizes, p = np.asarray(sizes), np.asarray(p, np.float64)
+    graph_ids, parts = [], []
+    for n in dict.fromkeys(sizes.tolist()):  # distinct sizes, in order of first appearance
+        idx = np.flatnonzero(sizes == n)
+        _check_common(n, low, high)
+        mat = rng.random((idx.size, n, n)) < p[idx, None, None]
+        if not directed:
+            mat = mat & mat.transpose(0, 2, 1)
+        elif acyclic:
+            mat = np.triu(mat, k=1)
+            perm = rng.permuted(np.tile(np.arange(n), (idx.size, 1)), axis=1)
+            mat = mat[np.arange(idx.size)[:, None, None], perm[:, :, None], perm[:, None, :]]
+        b, snd, rcv = np.nonzero(mat)
+        if weighted:
+            w = rng.uniform(low, high, size=(idx.size, n, n))
+            if not directed:
+                w = np.sqrt(w * w.transpose(0, 2, 1) + 1e-3)
+            wts = _nudge_zeros(w[b, snd, rcv], high)
+        else:
+            wts = np.ones(b.size)
+        graph_ids.append(idx[b])
+        parts.append((snd, rcv, wts))
+    gid = np.concatenate(graph_ids)
+    order = np.argsort(gid, kind="stable")  # each group's edges are already sorted within a graph
+    cat = lambda j: np.concatenate([part[j] for part in parts])[order]  # noqa: E731
+    return np.bincount(gid, minlength=sizes.size), cat(0), cat(1), cat(2)
+
+
 def sparse_erdos_renyi(rng: np.random.Generator, n: int, *, degree: float = 5.0, directed: bool = False,
                        weighted: bool = False, low: float = 0.0, high: float = 1.0) -> EdgeList:
     """Erdős–Rényi graph with expected (out-)degree `degree`, without self-loops, in O(edges).
