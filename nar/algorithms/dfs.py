@@ -22,18 +22,20 @@ def _dfs(n: int, nbrs: list[list[int]], tape: Tape) -> list[int]:
     # Whites only ever turn grey, so the lowest white neighbour of u never lies before the last one found.
     scan = [0] * n
     time = 0.0
+    push = tape.push
+    d_log, color_log, f_log, pi_log, s_prev_log = (tape.log(k) for k in ("d", "color", "f", "pi_h", "s_prev"))
     for s in range(n):
         if color[s] != WHITE:
             continue
         s_last = u = v = s
-        tape.push(s, u, v, s_last, time)
+        push(s, u, v, s_last, time)
         while True:
             if color[u] == WHITE or d[u] == 0.0:  # discover u
                 time += 0.01
                 d[u], color[u] = time, GREY
-                tape.set("d", u, time)
-                tape.set("color", u, GREY)
-                tape.push(s, u, v, s_last, time)
+                d_log.extend((tape.step, u, time))
+                color_log.extend((tape.step, u, GREY))
+                push(s, u, v, s_last, time)
             row, k = nbrs[u], scan[u]
             while k < len(row) and color[row[k]] != WHITE:
                 k += 1
@@ -41,23 +43,23 @@ def _dfs(n: int, nbrs: list[list[int]], tape: Tape) -> list[int]:
             if k < len(row):  # tree edge u -> v: v goes on the stack
                 v = row[k]
                 pi[v], color[v], s_prev[v], s_last = u, GREY, s_last, v
-                tape.set("pi_h", v, u)
-                tape.set("color", v, GREY)
-                tape.set("s_prev", v, s_prev[v])
-                tape.push(s, u, v, s_last, time)
+                pi_log.extend((tape.step, v, u))
+                color_log.extend((tape.step, v, GREY))
+                s_prev_log.extend((tape.step, v, s_prev[v]))
+                push(s, u, v, s_last, time)
             else:
                 v = n - 1  # CLRS's neighbour loop ran to its end
             if s_last == u:  # finish u and pop it
                 time += 0.01
                 color[u] = BLACK
-                tape.set("color", u, BLACK)
-                tape.set("f", u, time)
-                tape.push(s, u, v, s_last, time)
+                color_log.extend((tape.step, u, BLACK))
+                f_log.extend((tape.step, u, time))
+                push(s, u, v, s_last, time)
                 if s_prev[u] == u:
                     break
                 below = s_prev[s_last]
                 s_prev[s_last] = s_last
-                tape.set("s_prev", s_last, s_last)
+                s_prev_log.extend((tape.step, s_last, s_last))
                 s_last = below
             u = s_last
     tape.end()

@@ -92,6 +92,11 @@ class Tape:
     def set(self, name: str, node: int, value) -> None:
         self._writes[name].extend((self.step, node, value))
 
+    def log(self, name: str) -> list:
+        """The flat write list of one node array, for hot loops: `log.extend((tape.step, node, value))` is
+        `set(name, node, value)` without the method call and name lookup."""
+        return self._writes[name]
+
     def push(self, *row) -> None:
         self._rows.extend(row)
         self.step += 1
