@@ -21,9 +21,9 @@ demo: install
 test: install
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
-# Data-generation throughput vs dm-clrs's samplers (JSON to bench_out/, table on stdout).
+# Data-generation throughput vs dm-clrs's samplers (JSON to results/, table on stdout).
 bench-data: install
-	$(PY) -m nar.bench.data --out bench_out/bench_data.json
+	$(PY) -m nar.bench.data --out results/bench_data.json
 
 clean:
 	rm -rf $(VENV) cache bench_out .pytest_cache .hypothesis

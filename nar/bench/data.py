@@ -59,10 +59,17 @@ def main(argv=None) -> int:
     parser.add_argument("--algorithms", default=",".join(GRAPH_ALGORITHMS + SORTING_ALGORITHMS))
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--dmclrs-python", help="python of a virtualenv with dm-clrs, to measure it afresh")
+    parser.add_argument("--dmclrs-json", default="results/dmclrs_samplers.json",
+                        help="dm-clrs figures measured earlier on this machine (rows of algorithm, n, traj_per_s)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     algorithms = args.algorithms.split(",")
-    fresh = _dmclrs(args.dmclrs_python, algorithms, sizes) if args.dmclrs_python else {}
+    if args.dmclrs_python:
+        fresh = _dmclrs(args.dmclrs_python, algorithms, sizes)
+    elif Path(args.dmclrs_json).exists():
+        fresh = {(r["algorithm"], r["n"]): r["traj_per_s"] for r in json.loads(Path(args.dmclrs_json).read_text())["rows"]}
+    else:
+        fresh = {}
     generate("bfs", 1024, 16, workers=args.workers)  # start the worker pool once
     rows = []
     for algorithm in algorithms:
@@ -80,7 +87,10 @@ def main(argv=None) -> int:
             row |= {"samples": num, "traj_per_s": round(all_cores, 1), "workers": args.workers,
                     "traj_per_s_1_core": round(one_core, 1), "dmclrs_traj_per_s": ref,
                     "dmclrs_source": "measured" if (algorithm, n) in fresh else ("anchor" if ref else None),
-                    "speedup": round(all_cores / ref, 1) if ref else None}
+                    "speedup": round(all_cores / ref, 1) if ref else None,
+                    "dmclrs_anchor_traj_per_s": DMCLRS_ANCHOR.get(algorithm, {}).get(n),
+                    "speedup_vs_anchor": (round(all_cores / DMCLRS_ANCHOR[algorithm][n], 1)
+                                          if n in DMCLRS_ANCHOR.get(algorithm, {}) else None)}
             rows.append(row)
             print(json.dumps(row), flush=True)
     report = {
@@ -92,16 +102,19 @@ def main(argv=None) -> int:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
-    print(f"\n| algorithm | n | nar traj/s ({args.workers} workers) | nar 1 core | dm-clrs | speed-up |")
-    print("|---|---|---|---|---|---|")
+    print(f"\n| algorithm | n | nar traj/s ({args.workers} workers) | nar 1 core | dm-clrs here | speed-up | "
+          f"dm-clrs anchor | vs anchor |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "skipped" in r:
-            print(f"| {r['algorithm']} | {r['n']} | skipped: {r['skipped']} | | | |")
+            print(f"| {r['algorithm']} | {r['n']} | skipped: {r['skipped']} | | | | | |")
         else:
             ref = f"{r['dmclrs_traj_per_s']:,}" if r["dmclrs_traj_per_s"] else "-"
             up = f"{r['speedup']}x" if r["speedup"] else "-"
+            anchor = r["dmclrs_anchor_traj_per_s"]
+            vs = f"{r['speedup_vs_anchor']}x" if anchor else "-"
             print(f"| {r['algorithm']} | {r['n']} | {r['traj_per_s']:,.0f} | {r['traj_per_s_1_core']:,.0f} | "
-                  f"{ref} | {up} |")
+                  f"{ref} | {up} | {f'{anchor:,}' if anchor else '-'} | {vs} |")
     print(f"\nwritten to {args.out}")
     return 0
 

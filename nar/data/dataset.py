@@ -1,8 +1,9 @@
 """Datasets of trajectories: `generate` draws inputs from a graph family or keys and runs the executors.
 
-Sample i is a pure function of (algorithm, options, seed, i): samples are drawn in blocks of `BLOCK` that share
-one generator seeded by (seed, block), so any index range can be generated on its own (in another process or after
-a restart) and gives the same bytes everywhere. `stream="clrs"` instead replays dm-clrs's own sampler
+Sample i is a pure function of (algorithm, options, seed, i): every random draw comes from a generator seeded by
+(seed, block of `BLOCK` samples, ...) — see `_draw_block` — so any index range can be generated on its own (in
+another process or after a restart) and gives the same bytes everywhere. Small dense graphs and keys are drawn a
+block at a time in one vectorised call; large or sparse graphs sample by sample. `stream="clrs"` instead replays dm-clrs's own sampler
 (`RandomState(seed)`, samples in sequence): with CLRS's defaults it regenerates the CLRS30 datasets bit for bit.
 """
 
@@ -155,52 +156,58 @@ class _Inputs:
 _BATCHED_ER_MAX_N = 128
 
 
-def _draw_block(config: dict, block: int) -> _Inputs:
-    """Raw inputs of all samples of one block, from the generator seeded by (seed, block).
+def _draw_block(config: dict, block: int, lo: int, hi: int) -> _Inputs:
+    """Raw inputs of samples lo..hi-1, all within one block, from generators seeded by the block.
 
-    Draw order within a block: per-sample density (if `p` is a tuple), then graphs (dense ER of small sizes one
-    vectorised draw per size, in order of first appearance; other graphs sample by sample), then sources; or,
-    for sorts, keys one draw per size.
+    Streams: (seed, block) draws every sample's density (if `p` is a tuple) and source; (seed, block, n) draws
+    all keys, or all dense ER graphs of a small size n, of the block in one vectorised call; (seed, block, n, k)
+    draws the k-th sample of the block alone when it is any other graph (large or sparse), so generating a
+    few samples of a block never pays for the rest.
     """
     algo = get_algorithm(config["algorithm"])
-    sizes_cycle, opts = config["num_nodes"], dict(config["options"])
-    idx = np.arange(block * BLOCK, (block + 1) * BLOCK)
-    sizes = np.array([sizes_cycle[i % len(sizes_cycle)] for i in idx])
-    rng = np.random.default_rng([config["seed"], block])
+    seed, sizes_cycle, opts = config["seed"], config["num_nodes"], dict(config["options"])
+    first = block * BLOCK
+    sizes = np.array([sizes_cycle[i % len(sizes_cycle)] for i in range(first, first + BLOCK)])
+    want = np.arange(lo - first, hi - first)
     if algo.kind == "sort":
         keys = [None] * BLOCK
         for n in dict.fromkeys(sizes.tolist()):
             where = np.flatnonzero(sizes == n)
-            for k, row in zip(where, rng.uniform(opts["low"], opts["high"], (where.size, n))):
+            rows = np.random.default_rng([seed, block, n]).uniform(opts["low"], opts["high"], (where.size, n))
+            for k, row in zip(where, rows):
                 keys[k] = row
-        return _Inputs(sizes, keys=keys)
+        return _Inputs(sizes[want], keys=[keys[k] for k in want])
+    misc = np.random.default_rng([seed, block])
     p = opts.pop("p", None)
-    dens = rng.choice(p, size=BLOCK) if isinstance(p, tuple) else np.full(BLOCK, p)
-    graphs: list = [None] * BLOCK
-    for n in dict.fromkeys(sizes.tolist()):
+    dens = misc.choice(p, size=BLOCK) if isinstance(p, tuple) else np.full(BLOCK, p)
+    sources = (misc.random(BLOCK) * sizes).astype(np.int64)
+    graphs: dict[int, EdgeList] = {}
+    for n in dict.fromkeys(sizes[want].tolist()):
         where = np.flatnonzero(sizes == n)
         if config["graph"] == "er" and n <= _BATCHED_ER_MAX_N:
+            rng = np.random.default_rng([seed, block, n])
             n_edge, snd, rcv, w = erdos_renyi_batch(rng, sizes[where], dens[where], **opts)
             bounds = np.concatenate([[0], np.cumsum(n_edge)])
-            for j, k in enumerate(where):
+            for j, k in enumerate(where.tolist()):
                 e = slice(bounds[j], bounds[j + 1])
-                graphs[k] = EdgeList(int(n), snd[e].astype(np.int32), rcv[e].astype(np.int32), w[e])
+                graphs[k] = EdgeList(n, snd[e].astype(np.int32), rcv[e].astype(np.int32), w[e])
         else:
-            for k in where:
+            for k in np.intersect1d(where, want).tolist():
                 extra = {} if p is None else {"p": float(dens[k])}
-                graphs[k] = sample_graph(config["graph"], rng, int(n), **opts, **extra)
-    sources = (rng.random(BLOCK) * sizes).astype(np.int64) if algo.needs_source else None
-    inputs = _Inputs.from_graphs(graphs, sources)
+                graphs[k] = sample_graph(config["graph"], np.random.default_rng([seed, block, n, k]), n,
+                                         **opts, **extra)
+    inputs = _Inputs.from_graphs([graphs[k] for k in want.tolist()],
+                                 sources[want] if algo.needs_source else None)
     if opts["weighted"]:  # rounded to float32, the stored precision: stored inputs reproduce hints exactly
         inputs.weights = inputs.weights.astype(np.float32).astype(np.float64)
     return inputs
 
 
 def _draw_nar(config: dict, lo: int, hi: int) -> _Inputs:
-    """Raw inputs of samples lo..hi-1 from the block-seeded stream (whole blocks drawn, then cut)."""
-    first = lo // BLOCK
-    blocks = [_draw_block(config, b) for b in range(first, (hi - 1) // BLOCK + 1)]
-    return _Inputs.concatenate(blocks).slice(lo - first * BLOCK, hi - first * BLOCK)
+    """Raw inputs of samples lo..hi-1 from the block-seeded streams."""
+    blocks = range(lo // BLOCK, (hi - 1) // BLOCK + 1)
+    return _Inputs.concatenate([_draw_block(config, b, max(lo, b * BLOCK), min(hi, (b + 1) * BLOCK))
+                                for b in blocks])
 
 
 def _draw_clrs(config: dict, lo: int, hi: int) -> _Inputs:
