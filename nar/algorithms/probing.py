@@ -17,27 +17,31 @@ import numpy as np
 from nar.trajectory import TrajectoryBatch
 
 
+def _scatter_by_order(order: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """out[..., order[..., k]] = values[..., k] along the last axis, with flat indices (put_along_axis is slower)."""
+    n = order.shape[-1]
+    rows = np.arange(order.size // max(n, 1), dtype=np.int64).reshape(order.shape[:-1] + (1,)) * n
+    out = np.empty(order.size, order.dtype)
+    out[(rows + order).reshape(-1)] = values.reshape(-1)
+    return out.reshape(order.shape)
+
+
 def pred_from_order(order: np.ndarray) -> np.ndarray:
     """CLRS's `array` probe: predecessor pointers of an array order, the head pointing to itself.
 
     `order[..., k]` is the node at position k; returns `pred` with pred[order[k]] = order[k-1], pred[order[0]] =
     order[0]. Works on any leading batch/time axes.
     """
-    pred = np.empty_like(order)
-    np.put_along_axis(pred, order[..., 1:], order[..., :-1], axis=-1)
-    np.put_along_axis(pred, order[..., :1], order[..., :1], axis=-1)
-    return pred
+    before = np.concatenate([order[..., :1], order[..., :-1]], axis=-1)
+    return _scatter_by_order(order, before)
 
 
 def heap_parents(order: np.ndarray, heap_size: np.ndarray) -> np.ndarray:
     """CLRS's `heap` probe: heap-parent pointers for positions below `heap_size`, self-pointers elsewhere."""
-    n = order.shape[-1]
-    k = np.arange(n)
+    k = np.arange(order.shape[-1])
     in_heap = (k >= 1) & (k < np.asarray(heap_size)[..., None])
-    parent_pos = np.where(in_heap, (k - 1) // 2, k)
-    parent = np.empty_like(order)
-    np.put_along_axis(parent, order, np.take_along_axis(order, np.broadcast_to(parent_pos, order.shape), -1), -1)
-    return parent
+    parent_of_pos = np.where(in_heap, order[..., (k - 1) // 2], order)
+    return _scatter_by_order(order, parent_of_pos)
 
 
 def _segment_positions(seg_len: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

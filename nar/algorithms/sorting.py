@@ -70,11 +70,12 @@ def _heapsort(a: list[float], tape: Tape) -> list[int]:
     tape.begin(n, order=order)
     tape.push(n - 1, n - 1, n - 1, n - 1, n, 0)  # i, j, largest, heap_size, size, phase
 
+    order_log = tape.log("order")
+
     def swap(x: int, y: int) -> None:
         a[x], a[y] = a[y], a[x]
         order[x], order[y] = order[y], order[x]
-        tape.set("order", x, order[x])
-        tape.set("order", y, order[y])
+        order_log.extend((tape.step, x, order[x], tape.step, y, order[y]))
 
     def max_heapify(i: int, size: int, ind: int, phase: int) -> None:
         while True:  # CLRS's tail recursion, one hint per call
@@ -121,11 +122,12 @@ def _quicksort(a: list[float], tape: Tape) -> list[int]:
     order = list(range(n))
     tape.begin(n, order=order)  # CLRS pushes no initial hint for quicksort
 
+    order_log = tape.log("order")
+
     def swap(x: int, y: int) -> None:
         a[x], a[y] = a[y], a[x]
         order[x], order[y] = order[y], order[x]
-        tape.set("order", x, order[x])
-        tape.set("order", y, order[y])
+        order_log.extend((tape.step, x, order[x], tape.step, y, order[y]))
 
     def partition(p: int, r: int) -> int:  # Lomuto, pivot a[r]
         pivot, i = a[r], p - 1
