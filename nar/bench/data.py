@@ -67,7 +67,8 @@ def main(argv=None) -> int:
     if args.dmclrs_python:
         fresh = _dmclrs(args.dmclrs_python, algorithms, sizes)
     elif Path(args.dmclrs_json).exists():
-        fresh = {(r["algorithm"], r["n"]): r["traj_per_s"] for r in json.loads(Path(args.dmclrs_json).read_text())["rows"]}
+        rows = json.loads(Path(args.dmclrs_json).read_text())["rows"]
+        fresh = {(r["algorithm"], r["n"]): r["traj_per_s"] for r in rows}
     else:
         fresh = {}
     generate("bfs", 1024, 16, workers=args.workers)  # start the worker pool once

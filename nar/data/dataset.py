@@ -3,8 +3,9 @@
 Sample i is a pure function of (algorithm, options, seed, i): every random draw comes from a generator seeded by
 (seed, block of `BLOCK` samples, ...) — see `_draw_block` — so any index range can be generated on its own (in
 another process or after a restart) and gives the same bytes everywhere. Small dense graphs and keys are drawn a
-block at a time in one vectorised call; large or sparse graphs sample by sample. `stream="clrs"` instead replays dm-clrs's own sampler
-(`RandomState(seed)`, samples in sequence): with CLRS's defaults it regenerates the CLRS30 datasets bit for bit.
+block at a time in one vectorised call; large or sparse graphs sample by sample. `stream="clrs"` instead
+replays dm-clrs's own sampler (`RandomState(seed)`, samples in sequence): with CLRS's defaults it regenerates
+the CLRS30 datasets bit for bit.
 """
 
 from __future__ import annotations
@@ -140,7 +141,11 @@ class _Inputs:
     def concatenate(parts: "list[_Inputs]") -> "_Inputs":
         if parts[0].keys is not None:
             return _Inputs(np.concatenate([p.n_node for p in parts]), keys=[k for p in parts for k in p.keys])
-        cat = lambda f: None if getattr(parts[0], f) is None else np.concatenate([getattr(p, f) for p in parts])  # noqa: E731
+
+        def cat(field):
+            first = getattr(parts[0], field)
+            return None if first is None else np.concatenate([getattr(p, field) for p in parts])
+
         return _Inputs(cat("n_node"), None, cat("n_edge"), cat("senders"), cat("receivers"), cat("weights"),
                        cat("sources"))
 
@@ -224,8 +229,8 @@ def _draw_clrs(config: dict, lo: int, hi: int) -> _Inputs:
 
 
 def _run(algorithm: str, inputs: _Inputs) -> TrajectoryBatch:
-    """Execute drawn samples in index order, in chunks that keep the hint arrays within memory (sorts grouped by
-    size, as their executors take keys [B, n]; graph batches may mix sizes)."""
+    """Execute drawn samples in index order, in chunks of about `_CHUNK_VALUES` hint values (steps x nodes, a rough
+    per-algorithm estimate) plus edges; sorts grouped by size, as their executors take keys [B, n]."""
     algo = get_algorithm(algorithm)
     num = inputs.n_node.size
     values = inputs.n_node.astype(np.int64) * inputs.n_node * {"bubble_sort": inputs.n_node // 2, "dfs": 3,
@@ -240,9 +245,11 @@ def _run(algorithm: str, inputs: _Inputs) -> TrajectoryBatch:
                 parts.append(run_batch(algorithm, keys=np.stack([inputs.keys[i] for i in chunk])))
                 order.extend(chunk.tolist())
     else:
+        cum = np.cumsum(values + inputs.n_edge)
         start = 0
         while start < num:  # consecutive samples up to the value budget (at least one)
-            stop = start + max(1, int(np.searchsorted(np.cumsum(values[start:]), _CHUNK_VALUES, side="right")))
+            done = cum[start - 1] if start else 0
+            stop = max(start + 1, int(np.searchsorted(cum, done + _CHUNK_VALUES, side="right")))
             part = inputs.slice(start, stop)
             graphs = GraphBatch.from_arrays(part.n_node, part.n_edge, part.senders, part.receivers, part.weights)
             sources = None if part.sources is None else part.sources.tolist()
