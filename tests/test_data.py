@@ -401,3 +401,9 @@ def test_batch_rejects_edge_arrays_that_disagree_with_n_edge():
     b = generate("bfs", 2, 5, 0).trajectories
     with pytest.raises(ValueError, match="senders/receivers"):
         TrajectoryBatch(b.algorithm, b.n_node, b.n_step, b.n_edge, b.senders[:-1], b.receivers, b.probes)
+
+
+@pytest.mark.parametrize("p,match", [((0.5, 2.0), "p must lie"), ((), "non-empty")])
+def test_every_density_of_a_p_tuple_is_checked_up_front(p, match):
+    with pytest.raises(ValueError, match=match):
+        generate("bfs", 4, 8, 0, p=p)

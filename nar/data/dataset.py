@@ -80,8 +80,8 @@ def resolve_config(algorithm: str, num_samples: int, num_nodes, seed: int, start
     sizes = (num_nodes,) if isinstance(num_nodes, (int, np.integer)) else tuple(num_nodes)
     if not sizes or any(not isinstance(n, (int, np.integer)) or n < 1 for n in sizes):
         raise ValueError(f"num_nodes must be a positive int or a non-empty sequence of them, got {num_nodes!r}")
-    if num_samples < 0 or start < 0:
-        raise ValueError(f"num_samples and start must be >= 0, got {num_samples} and {start}")
+    if num_samples < 1 or start < 0:
+        raise ValueError(f"num_samples must be positive and start >= 0, got {num_samples} and {start}")
     if stream not in ("nar", "clrs"):
         raise ValueError(f"stream must be 'nar' or 'clrs', got {stream!r}")
     if algo.kind == "sort":
@@ -100,9 +100,12 @@ def resolve_config(algorithm: str, num_samples: int, num_nodes, seed: int, start
         opts = {**_GRAPH_DEFAULTS[algorithm], **({"p": 0.5} if graph == "er" else {}), **options}
         if "p" in opts and not isinstance(opts["p"], (int, float)):
             opts["p"] = tuple(float(p) for p in opts["p"])
-        # Draw one graph to let the family reject unknown or bad options now, with its own message.
-        probe = {k: (v[0] if k == "p" and isinstance(v, tuple) else v) for k, v in opts.items()}
-        sample_graph(graph, np.random.default_rng(0), 1, **probe)
+            if not opts["p"]:
+                raise ValueError("p must be a density or a non-empty sequence of densities, got ()")
+        # Draw a tiny graph per density to let the family reject unknown or bad options now, with its own message.
+        densities = opts["p"] if isinstance(opts.get("p"), tuple) else [opts.get("p")]
+        for p in densities:
+            sample_graph(graph, np.random.default_rng(0), 2, **{**opts, **({} if p is None else {"p": p})})
     if stream == "clrs":
         if len(sizes) != 1 or (graph not in (None, "er")):
             raise ValueError("stream='clrs' replays dm-clrs's sampler: one size and the 'er' family only")
@@ -277,8 +280,6 @@ def generate(algorithm: str, num_samples: int, num_nodes: int | Sequence[int], s
     """
     config = resolve_config(algorithm, num_samples, num_nodes, seed, start, graph, stream, **options)
     lo, hi = start, start + num_samples
-    if num_samples == 0:
-        raise ValueError("num_samples must be positive")
     workers = os.cpu_count() or 1 if workers is None else workers
     tasks = _split(lo, hi, workers) if stream == "nar" and workers > 1 else [(lo, hi)]
     if len(tasks) == 1:
