@@ -13,6 +13,7 @@ in-memory and on-disk form of datasets: a graph of 4,096 nodes costs O(edges), n
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -101,7 +102,14 @@ class TrajectoryBatch:
 
     def offsets(self, name: str) -> np.ndarray:
         """[S + 1] start offsets of each sample's values of probe `name`."""
-        return np.concatenate([[0], np.cumsum(self._units(name))])
+        return self._offsets[name]
+
+    @functools.cached_property
+    def _offsets(self) -> dict[str, np.ndarray]:
+        """Offsets of every probe and of the edge lists (`None` key), computed once: indexing stays O(1)."""
+        table = {name: np.concatenate([[0], np.cumsum(self._units(name))]) for name in self.probes}
+        table[None] = np.concatenate([[0], np.cumsum(self.n_edge.astype(np.int64))])
+        return table
 
     def trajectory(self, i: int) -> Trajectory:
         """Sample i in CLRS's dense encoding."""
@@ -109,8 +117,7 @@ class TrajectoryBatch:
             raise IndexError(f"sample {i} out of range for a batch of {len(self)}")
         i %= len(self)
         n, T = int(self.n_node[i]), int(self.n_step[i])
-        e0 = int(self.n_edge[:i].sum())
-        e1 = e0 + int(self.n_edge[i])
+        e0, e1 = self._offsets[None][i : i + 2]
         stages = {Stage.INPUT: {}, Stage.HINT: {}, Stage.OUTPUT: {}}
         for name, (stage, location, type_) in SPECS[self.algorithm].items():
             off = self.offsets(name)
@@ -137,7 +144,7 @@ class TrajectoryBatch:
             raise IndexError(f"indices out of range for a batch of {len(self)}")
         idx %= max(len(self), 1)
         probes = {name: _gather_segments(arr, self.offsets(name), idx) for name, arr in self.probes.items()}
-        e_off = np.concatenate([[0], np.cumsum(self.n_edge.astype(np.int64))])
+        e_off = self._offsets[None]
         return TrajectoryBatch(
             self.algorithm,
             self.n_node[idx],
