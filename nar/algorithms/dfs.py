@@ -37,10 +37,11 @@ def _dfs(n: int, nbrs: list[list[int]], tape: Tape) -> list[int]:
                 color_log.extend((tape.step, u, GREY))
                 push(s, u, v, s_last, time)
             row, k = nbrs[u], scan[u]
-            while k < len(row) and color[row[k]] != WHITE:
+            end = len(row)
+            while k < end and color[row[k]] != WHITE:
                 k += 1
             scan[u] = k
-            if k < len(row):  # tree edge u -> v: v goes on the stack
+            if k < end:  # tree edge u -> v: v goes on the stack
                 v = row[k]
                 pi[v], color[v], s_prev[v], s_last = u, GREY, s_last, v
                 pi_log.extend((tape.step, v, u))

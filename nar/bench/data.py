@@ -52,6 +52,16 @@ def _dmclrs(python: str, algorithms, sizes) -> dict:
     return {(r["algorithm"], r["n"]): r["traj_per_s"] for r in json.loads(out)}
 
 
+def _git_commit() -> str | None:
+    """The commit measured (with '+dirty' when the tree has uncommitted changes), or None outside git."""
+    try:
+        run = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True, check=True,  # noqa: E731
+                                        cwd=Path(__file__).parent).stdout.strip()
+        return run("rev-parse", "HEAD") + ("+dirty" if run("status", "--porcelain") else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="bench_out/bench_data.json")
@@ -97,7 +107,8 @@ def main(argv=None) -> int:
     report = {
         "benchmark": "data generation, trajectories/s (sample + execute + pack)",
         "command": "python -m nar.bench.data " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "nar_version": nar.__version__, "numpy": np.__version__, "python": platform.python_version(),
+        "nar_version": nar.__version__, "git_commit": _git_commit(), "numpy": np.__version__,
+        "python": platform.python_version(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
         "date": time.strftime("%Y-%m-%d"), "results": rows,
     }
