@@ -15,7 +15,7 @@ import numpy as np
 from nar.algorithms.bellman_ford import bellman_ford
 from nar.algorithms.bfs import bfs
 from nar.algorithms.dfs import dfs
-from nar.algorithms.inputs import GraphBatch, check_adjacency, check_keys, check_source
+from nar.algorithms.inputs import GraphBatch, check_keys, check_source
 from nar.algorithms.sorting import bubble_sort, heapsort, insertion_sort, quicksort
 from nar.specs import SPECS
 from nar.trajectory import Trajectory, TrajectoryBatch
@@ -73,9 +73,7 @@ def run_batch(
         keys = np.asarray(keys)
         if keys.ndim != 2:
             raise ValueError(f"keys must be 2-D [batch, n], got shape {keys.shape}")
-        for row in keys:
-            check_keys(row)
-        return algo.run(keys.astype(np.float64))
+        return algo.run(check_keys(keys.reshape(-1)).reshape(keys.shape))  # one check for the whole batch
     if graphs is None or keys is not None:
         raise ValueError(f"{name} takes graphs=GraphBatch{' and sources' if algo.needs_source else ''}")
     if not algo.needs_source:
@@ -99,9 +97,8 @@ def execute(name: str, **inputs) -> Trajectory:
     if algo.kind == "sort":
         batch = run_batch(name, keys=check_keys(inputs["key"])[None])
     else:
-        A = check_adjacency(inputs["A"])
-        sources = [check_source(inputs["s"], A.shape[0])] if algo.needs_source else None
-        batch = run_batch(name, graphs=GraphBatch.from_dense([A]), sources=sources)
+        graphs = GraphBatch.from_dense([inputs["A"]])  # validates A
+        batch = run_batch(name, graphs=graphs, sources=[inputs["s"]] if algo.needs_source else None)
     return batch.trajectory(0)
 
 

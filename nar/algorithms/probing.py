@@ -87,6 +87,7 @@ class Tape:
         self._writes = defaultdict(list)
         self._initial = defaultdict(list)
         self._rows: list = []
+        self._table = np.zeros((0, len(row_names)))
 
     def begin(self, n: int, **arrays) -> None:
         self.n_node.append(n)
@@ -110,9 +111,8 @@ class Tape:
         self._start = self.step
 
     def rows(self, name: str, dtype) -> np.ndarray:
-        if getattr(self, "_table_steps", None) != self.step:
+        if self._table.shape[0] != self.step:  # converted once, after the last push
             self._table = np.array(self._rows, dtype=np.float64).reshape(self.step, len(self.row_names))
-            self._table_steps = self.step
         return self._table[:, self.row_names.index(name)].astype(dtype)
 
     def node_array(self, name: str, dtype) -> np.ndarray:

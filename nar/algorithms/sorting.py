@@ -24,6 +24,7 @@ def insertion_sort(keys: np.ndarray) -> TrajectoryBatch:
     vals, order = keys.copy(), np.tile(np.arange(n), (num, 1))
     orders, i_h, j_h = [order], [np.zeros(num, np.int64)], [np.zeros(num, np.int64)]
     pos = np.arange(n)
+    prev = np.roll(pos, 1)  # prev[k] = k - 1: the slot a shifted key comes from
     for j in range(1, n):
         key = vals[:, j : j + 1]
         # The while loop shifts every larger key of the sorted prefix one slot right, leaving `slot` free.
@@ -31,13 +32,12 @@ def insertion_sort(keys: np.ndarray) -> TrajectoryBatch:
         i_h.append(np.take_along_axis(order, slot, 1)[:, 0])  # the node that held the slot before the shift
         j_h.append(np.full(num, j))
         shifted = (pos > slot) & (pos <= j)
-        prev = np.roll(pos, 1)
         vals = np.where(pos == slot, key, np.where(shifted, vals[:, prev], vals))
         order = np.where(pos == slot, j, np.where(shifted, order[:, prev], order))
         orders.append(order)
     return sort_trajectories("insertion_sort", keys, np.full(num, n), {
         "pred": pred_from_order(order).reshape(-1).astype(np.int32),
-        "pred_h": _time_major([pred_from_order(o) for o in orders]).astype(np.int32),
+        "pred_h": pred_from_order(np.stack(orders, axis=1)).reshape(-1).astype(np.int32),
         "i": _time_major(i_h).astype(np.int32),
         "j": _time_major(j_h).astype(np.int32),
     })
@@ -64,18 +64,25 @@ def bubble_sort(keys: np.ndarray) -> TrajectoryBatch:
     })
 
 
-def _heapsort(a: list[float], tape: Tape) -> list[int]:
-    n = len(a)
-    order = list(range(n))
-    tape.begin(n, order=order)
-    tape.push(n - 1, n - 1, n - 1, n - 1, n, 0)  # i, j, largest, heap_size, size, phase
-
+def _tracked_array(a: list[float], tape: Tape):
+    """Start a sample on `tape`: returns its `order` (node at each position) and a `swap(x, y)` of positions that
+    swaps keys and nodes and logs the two writes of `order`."""
+    order = list(range(len(a)))
+    tape.begin(len(a), order=order)
     order_log = tape.log("order")
 
     def swap(x: int, y: int) -> None:
         a[x], a[y] = a[y], a[x]
         order[x], order[y] = order[y], order[x]
         order_log.extend((tape.step, x, order[x], tape.step, y, order[y]))
+
+    return order, swap
+
+
+def _heapsort(a: list[float], tape: Tape) -> list[int]:
+    n = len(a)
+    order, swap = _tracked_array(a, tape)
+    tape.push(n - 1, n - 1, n - 1, n - 1, n, 0)  # i, j, largest, heap_size, size, phase
 
     def max_heapify(i: int, size: int, ind: int, phase: int) -> None:
         while True:  # CLRS's tail recursion, one hint per call
@@ -119,15 +126,7 @@ def heapsort(keys: np.ndarray) -> TrajectoryBatch:
 
 def _quicksort(a: list[float], tape: Tape) -> list[int]:
     n = len(a)
-    order = list(range(n))
-    tape.begin(n, order=order)  # CLRS pushes no initial hint for quicksort
-
-    order_log = tape.log("order")
-
-    def swap(x: int, y: int) -> None:
-        a[x], a[y] = a[y], a[x]
-        order[x], order[y] = order[y], order[x]
-        order_log.extend((tape.step, x, order[x], tape.step, y, order[y]))
+    order, swap = _tracked_array(a, tape)  # CLRS pushes no initial hint for quicksort
 
     def partition(p: int, r: int) -> int:  # Lomuto, pivot a[r]
         pivot, i = a[r], p - 1

@@ -280,7 +280,7 @@ def generate(algorithm: str, num_samples: int, num_nodes: int | Sequence[int], s
     """
     config = resolve_config(algorithm, num_samples, num_nodes, seed, start, graph, stream, **options)
     lo, hi = start, start + num_samples
-    workers = os.cpu_count() or 1 if workers is None else workers
+    workers = (os.cpu_count() or 1) if workers is None else workers
     tasks = _split(lo, hi, workers) if stream == "nar" and workers > 1 else [(lo, hi)]
     if len(tasks) == 1:
         return Dataset(_generate_range(config, lo, hi), config)
