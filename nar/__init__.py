@@ -5,4 +5,4 @@ from nar.trajectory import Trajectory, TrajectoryBatch
 
 __version__ = "0.1.0"
 
-__all__ = ["ALGORITHMS", "SPECS", "Trajectory", "TrajectoryBatch", "execute", "run_batch", "__version__"]
+__all__ = ["ALGORITHMS", "SPECS", "Trajectory", "TrajectoryBatch", "__version__", "execute", "run_batch"]

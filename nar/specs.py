@@ -6,8 +6,8 @@ published numbers line up probe for probe (reference: dm-clrs 2.0.3 `specs.py`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 
 class Stage:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -137,7 +137,7 @@ class TrajectoryBatch:
     def __iter__(self):
         return (self.trajectory(i) for i in range(len(self)))
 
-    def select(self, indices: Iterable[int]) -> "TrajectoryBatch":
+    def select(self, indices: Iterable[int]) -> TrajectoryBatch:
         """A new batch holding the given samples, in the given order."""
         idx = np.asarray(list(indices), np.int64)
         if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
@@ -156,7 +156,7 @@ class TrajectoryBatch:
         )
 
     @staticmethod
-    def concatenate(batches: "Iterable[TrajectoryBatch]") -> "TrajectoryBatch":
+    def concatenate(batches: Iterable[TrajectoryBatch]) -> TrajectoryBatch:
         batches = list(batches)
         if not batches:
             raise ValueError("cannot concatenate an empty list of batches")
@@ -164,7 +164,7 @@ class TrajectoryBatch:
         if len(algos) != 1:
             raise ValueError(f"cannot concatenate batches of different algorithms: {sorted(algos)}")
         first = batches[0]
-        cat = lambda get: np.concatenate([get(b) for b in batches])  # noqa: E731
+        cat = lambda get: np.concatenate([get(b) for b in batches])
         return TrajectoryBatch(
             first.algorithm,
             cat(lambda b: b.n_node),

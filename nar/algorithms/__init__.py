@@ -8,7 +8,7 @@ Every trajectory matches dm-clrs 2.0.3 probe for probe: names, stages, locations
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -102,5 +102,14 @@ def execute(name: str, **inputs) -> Trajectory:
     return batch.trajectory(0)
 
 
-__all__ = ["ALGORITHMS", "Algorithm", "GraphBatch", "SPECS", "Trajectory", "TrajectoryBatch", "execute",
-           "get_algorithm", "run_batch"]
+__all__ = [
+    "ALGORITHMS",
+    "SPECS",
+    "Algorithm",
+    "GraphBatch",
+    "Trajectory",
+    "TrajectoryBatch",
+    "execute",
+    "get_algorithm",
+    "run_batch",
+]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -77,7 +77,7 @@ class GraphBatch:
         return np.repeat(np.arange(self.n_node.size), self.n_node)
 
     @staticmethod
-    def from_edges(graphs: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> "GraphBatch":
+    def from_edges(graphs: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> GraphBatch:
         """From (n, senders, receivers, weights) per graph, local ids; zero weights are dropped, NaN rejected.
 
         Per graph only the arrays are gathered; checks, sorting and offsets run once over the whole union.
@@ -92,7 +92,7 @@ class GraphBatch:
             np.concatenate([r for _, r, _ in parts]), np.concatenate([w for _, _, w in parts]))
 
     @staticmethod
-    def from_arrays(n_node, n_edge, senders, receivers, weights) -> "GraphBatch":
+    def from_arrays(n_node, n_edge, senders, receivers, weights) -> GraphBatch:
         """From per-graph sizes and edge counts and the concatenated edges (local ids), checked in one pass."""
         n_node, n_edge = np.asarray(n_node, np.int64), np.asarray(n_edge, np.int64)
         if n_node.size == 0 or n_node.shape != n_edge.shape:
@@ -124,7 +124,7 @@ class GraphBatch:
         return GraphBatch(n_node, snd, rcv, wts, np.bincount(gid, minlength=n_node.size).astype(np.int64))
 
     @staticmethod
-    def from_dense(matrices: Sequence[np.ndarray]) -> "GraphBatch":
+    def from_dense(matrices: Sequence[np.ndarray]) -> GraphBatch:
         graphs = []
         for A in matrices:
             A = check_adjacency(A)

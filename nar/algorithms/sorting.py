@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from nar.algorithms.probing import Tape, heap_parents, pred_from_order, sort_trajectories
+from nar.algorithms.probing import (
+    Tape,
+    heap_parents,
+    pred_from_order,
+    sort_trajectories,
+)
 from nar.trajectory import TrajectoryBatch
 
 

@@ -16,13 +16,20 @@ import dataclasses
 import functools
 import multiprocessing
 import os
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from nar.algorithms import GraphBatch, get_algorithm, run_batch
-from nar.data.graphs import (GRAPH_FAMILIES, EdgeList, clrs_stream_inputs, erdos_renyi_batch, from_dense,
-                             sample_graph)
+from nar.data.graphs import (
+    GRAPH_FAMILIES,
+    EdgeList,
+    clrs_stream_inputs,
+    erdos_renyi_batch,
+    from_dense,
+    sample_graph,
+)
 from nar.trajectory import Trajectory, TrajectoryBatch
 
 GENERATOR_VERSION = 1
@@ -132,7 +139,7 @@ class _Inputs:
     weights: np.ndarray | None = None
     sources: np.ndarray | None = None
 
-    def slice(self, a: int, b: int) -> "_Inputs":
+    def slice(self, a: int, b: int) -> _Inputs:
         if self.keys is not None:
             return _Inputs(self.n_node[a:b], keys=self.keys[a:b])
         off = np.concatenate([[0], np.cumsum(self.n_edge)])
@@ -141,7 +148,7 @@ class _Inputs:
                        self.weights[e], None if self.sources is None else self.sources[a:b])
 
     @staticmethod
-    def concatenate(parts: "list[_Inputs]") -> "_Inputs":
+    def concatenate(parts: list[_Inputs]) -> _Inputs:
         if parts[0].keys is not None:
             return _Inputs(np.concatenate([p.n_node for p in parts]), keys=[k for p in parts for k in p.keys])
 
@@ -153,7 +160,7 @@ class _Inputs:
                        cat("sources"))
 
     @staticmethod
-    def from_graphs(graphs: list[EdgeList], sources) -> "_Inputs":
+    def from_graphs(graphs: list[EdgeList], sources) -> _Inputs:
         return _Inputs(np.array([g.n for g in graphs]), None, np.array([g.num_edges for g in graphs]),
                        np.concatenate([g.senders for g in graphs]), np.concatenate([g.receivers for g in graphs]),
                        np.concatenate([g.weights for g in graphs]), sources)

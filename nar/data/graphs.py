@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Callable, Mapping
 
 import numpy as np
 
@@ -45,7 +45,7 @@ class EdgeList:
         if not (s.ndim == r.ndim == w.ndim == 1 and len(s) == len(r) == len(w)):
             raise ValueError("EdgeList arrays must be 1-D and of equal length.")
 
-    def validate(self) -> "EdgeList":
+    def validate(self) -> EdgeList:
         """Raises ValueError unless ids are in range, edges sorted without duplicates and weights nonzero."""
         s, r, w = self.senders, self.receivers, self.weights
         if len(s) and (min(s.min(), r.min()) < 0 or max(s.max(), r.max()) >= self.n):
@@ -195,7 +195,7 @@ def erdos_renyi_batch(rng: np.random.Generator, sizes: np.ndarray, p: np.ndarray
         parts.append((snd, rcv, wts))
     gid = np.concatenate(graph_ids)
     order = np.argsort(gid, kind="stable")  # each group's edges are already sorted within a graph
-    cat = lambda j: np.concatenate([part[j] for part in parts])[order]  # noqa: E731
+    cat = lambda j: np.concatenate([part[j] for part in parts])[order]
     return np.bincount(gid, minlength=sizes.size), cat(0), cat(1), cat(2)
 
 

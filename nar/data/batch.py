@@ -1,0 +1,281 @@
+"""Compact trajectories -> padded device batches on the processing graph.
+
+A `Batch` is what the model consumes: a `jraph.GraphsTuple` holding the processing graph (the message graph the
+processor passes messages over) and every probe laid out on it. Node pointers become edge indices: node i
+pointing to j is the processing edge j -> i (sender j, receiver i), so a pointer is decoded by a softmax over the
+edges a node receives, and memory grows with edges, not n^2.
+
+Message graphs:
+- `complete`: every ordered pair of nodes of a sample, self-pairs included (CLRS's MPNN; always used for sorts).
+- `input`: the input graph made symmetric, plus self-loops (CLRS's PGN). Every pointer of our graph algorithms
+  follows an input edge, so the pointer edges CLRS adds to PGN's adjacency are already present; a pointer that is
+  not an edge is an error, not a silent extra edge.
+
+Batches are padded to shape buckets (`bucket`), so a run compiles once per bucket. jraph's convention is kept:
+the last graph slot is a padding graph that owns every padding node and edge.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import jraph
+import numpy as np
+
+from nar.specs import NUM_CLASSES, SPECS, Location, Stage, Type
+from nar.trajectory import TrajectoryBatch
+
+MESSAGE_GRAPHS = ("complete", "input")
+
+
+def bucket(x: int, minimum: int = 8) -> int:
+    """Smallest value >= x of the form 2^k or 3 * 2^(k-1) (at least `minimum`): at most 33% padding and a number
+    of distinct shapes that grows with log(x)."""
+    b = minimum
+    while b < x:
+        b = b * 3 // 2 if (b & (b - 1)) == 0 else b * 4 // 3
+    return b
+
+
+@dataclasses.dataclass(frozen=True)
+class PadSizes:
+    """Static shape of a batch: nodes, edges and hint steps (all including padding) and graph slots."""
+
+    nodes: int
+    edges: int
+    steps: int
+    graphs: int
+
+
+class Batch(NamedTuple):
+    """One padded batch (a pytree of arrays; see the module docstring).
+
+    Probe layouts by (location, type), T = padded steps (hints only get the leading T axis):
+    node scalar/mask -> float [N]; node mask_one -> float one-hot [N]; node categorical -> int class [N];
+    node pointer -> int edge index [N] (the edge from the target to the node); edge scalar/mask -> float [E];
+    graph scalar -> float [G]; graph categorical -> int class [G]. Sorting outputs `pred` become a permutation
+    pointer (the head re-pointed to the tail) plus `pred_mask`, the head as mask_one, as CLRS does.
+    """
+
+    graph: jraph.GraphsTuple  # senders/receivers (global ids, sorted by receiver), n_node/n_edge [G]
+    node_graph: Any  # [N] graph slot of each node (padding nodes: G - 1)
+    self_edge: Any  # [N] index of each node's self-loop edge
+    lengths: Any  # [G] hint steps T of each sample (0 for padding/empty slots)
+    inputs: Mapping[str, Any]
+    hints: Mapping[str, Any]
+    outputs: Mapping[str, Any]
+
+    @property
+    def pad_sizes(self) -> PadSizes:
+        return PadSizes(int(self.node_graph.shape[0]), int(self.graph.senders.shape[0]),
+                        int(next(iter(self.hints.values())).shape[0]) if self.hints else 1,
+                        int(self.lengths.shape[0]))
+
+
+class GrowingPad:
+    """Pads each batch of a stream to the largest bucket seen so far in each dimension, so a training run
+    compiles at most once per growth of nodes, edges or steps (a handful of times), not once per combination."""
+
+    def __init__(self, start: PadSizes | None = None):
+        self.current = start
+
+    def __call__(self, need: PadSizes) -> PadSizes:
+        cur = self.current or need
+        self.current = PadSizes(max(cur.nodes, need.nodes), max(cur.edges, need.edges), max(cur.steps, need.steps),
+                                max(cur.graphs, need.graphs))
+        return self.current
+
+
+def message_graph_edges(n_node: np.ndarray, senders: np.ndarray, receivers: np.ndarray, n_edge: np.ndarray,
+                        message_graph: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Processing edges (global sender and receiver ids sorted by receiver, then sender) and edges per sample."""
+    node_off = np.concatenate([[0], np.cumsum(n_node, dtype=np.int64)])
+    if message_graph == "complete":
+        n = n_node.astype(np.int64)
+        per = n * n
+        sample = np.repeat(np.arange(len(n)), per)
+        k = np.arange(per.sum()) - np.repeat(np.cumsum(per) - per, per)
+        size = n[sample]
+        return node_off[sample] + k % size, node_off[sample] + k // size, per
+    if message_graph != "input":
+        raise ValueError(f"unknown message graph {message_graph!r}; known: {', '.join(MESSAGE_GRAPHS)}")
+    sample = np.repeat(np.arange(len(n_node)), n_edge)
+    s, r = node_off[sample] + senders, node_off[sample] + receivers
+    loops = np.arange(node_off[-1])
+    total = max(int(node_off[-1]), 1)
+    key = np.unique(np.concatenate([r * total + s, s * total + r, loops * total + loops]))
+    glob_r, glob_s = key // total, key % total
+    per = np.bincount(np.searchsorted(node_off, glob_r, side="right") - 1, minlength=len(n_node))
+    return glob_s, glob_r, per
+
+
+def pad_sizes_for(tb: TrajectoryBatch, message_graph: str, num_graphs: int) -> PadSizes:
+    """The bucket a batch of these samples falls in."""
+    _, _, per = message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge, message_graph)
+    return PadSizes(bucket(int(tb.n_node.sum()) + 1), bucket(int(per.sum()) + 1), bucket(int(tb.n_step.max()), 4),
+                    num_graphs + 1)
+
+
+def _edge_lookup(key_sorted: np.ndarray, total: int, r: np.ndarray, s: np.ndarray, what: str) -> np.ndarray:
+    """Index of processing edge s -> r for each pair; a pair that is not an edge is an error naming the probe."""
+    want = r.astype(np.int64) * total + s
+    idx = np.searchsorted(key_sorted, want)
+    idx = np.minimum(idx, len(key_sorted) - 1)
+    bad = key_sorted[idx] != want
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{what}: node {int(r[i])} points to node {int(s[i])}, which is not an edge of the "
+                         f"processing graph; use message_graph='complete'")
+    return idx
+
+
+def make_batch(tb: TrajectoryBatch, message_graph: str, pad: PadSizes | None = None,
+               num_graphs: int | None = None, random_pos: np.random.Generator | None = None) -> Batch:
+    """Lay out a `TrajectoryBatch` on its processing graph, padded to `pad` (default: its bucket).
+
+    `num_graphs` graph slots (default: the number of samples) leave room for a short last batch. With
+    `random_pos`, the `pos` input is replaced by sorted uniform draws per sample, as CLRS trains (Ibarz et al.).
+    """
+    algo = tb.algorithm
+    spec = SPECS[algo]
+    if any(t == Type.SHOULD_BE_PERMUTATION for _, _, t in spec.values()):
+        message_graph = "complete"  # sorting: a permutation needs every pair
+    S = len(tb)
+    num_graphs = S if num_graphs is None else num_graphs
+    if num_graphs < S:
+        raise ValueError(f"num_graphs={num_graphs} is smaller than the {S} samples of the batch")
+    pad = pad or pad_sizes_for(tb, message_graph, num_graphs)
+    senders, receivers, e_per = message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge, message_graph)
+    n_real, e_real, t_max = int(tb.n_node.sum()), len(senders), int(tb.n_step.max())
+    N, E, T, G = pad.nodes, pad.edges, pad.steps, pad.graphs
+    if n_real >= N or e_real >= E or t_max > T or T < 2 or G < num_graphs + 1:
+        raise ValueError(f"batch of {n_real} nodes, {e_real} edges, {t_max} steps, {S} samples does not fit the "
+                         f"padded shape {pad} (needs one spare node, edge and graph slot, and at least 2 steps)")
+    total = max(n_real, 1)
+    node_off = np.concatenate([[0], np.cumsum(tb.n_node, dtype=np.int64)])
+    node_sample = np.repeat(np.arange(S), tb.n_node)
+    key = receivers * total + senders  # sorted by construction
+
+    # Structure; padding nodes belong to the padding graph G - 1, padding edges are self-loops of node N - 1.
+    pad_node = N - 1
+    g_senders = np.full(E, pad_node, np.int32)
+    g_receivers = np.full(E, pad_node, np.int32)
+    g_senders[:e_real], g_receivers[:e_real] = senders, receivers
+    n_node = np.zeros(G, np.int32)
+    n_node[:S] = tb.n_node
+    n_node[-1] = N - n_real
+    n_edge = np.zeros(G, np.int32)
+    n_edge[:S] = e_per
+    n_edge[-1] = E - e_real
+    graph = jraph.GraphsTuple(nodes=None, edges=None, globals=None, senders=g_senders, receivers=g_receivers,
+                              n_node=n_node, n_edge=n_edge)
+    node_graph = np.full(N, G - 1, np.int32)
+    node_graph[:n_real] = node_sample
+    self_edge = np.full(N, e_real, np.int32)  # padding nodes: the first padding edge
+    loops = np.arange(n_real)
+    self_edge[:n_real] = _edge_lookup(key, total, loops, loops, "self-loop")
+    lengths = np.zeros(G, np.int32)
+    lengths[:S] = tb.n_step
+
+    # Time-major scatter indices for node hints: value k of sample s is (t, v) = divmod(k - start, n_s).
+    hint_sample = np.repeat(np.arange(S), tb.n_step * tb.n_node)
+    starts = np.repeat(np.cumsum(tb.n_step * tb.n_node) - tb.n_step * tb.n_node, tb.n_step * tb.n_node)
+    within = np.arange(len(hint_sample)) - starts
+    hint_t, hint_v = np.divmod(within, tb.n_node[hint_sample].astype(np.int64))
+    hint_node = node_off[hint_sample] + hint_v
+    step_sample = np.repeat(np.arange(S), tb.n_step)
+    step_t = np.arange(len(step_sample)) - np.repeat(np.cumsum(tb.n_step) - tb.n_step, tb.n_step)
+    edge_sample = np.repeat(np.arange(S), tb.n_edge)
+    in_s = node_off[edge_sample] + tb.senders
+    in_r = node_off[edge_sample] + tb.receivers
+
+    def node_pointer(targets_local: np.ndarray, nodes: np.ndarray, samples: np.ndarray, name: str) -> np.ndarray:
+        return _edge_lookup(key, total, nodes, node_off[samples] + targets_local, f"{algo} probe {name!r}")
+
+    inputs, hints, outputs = {}, {}, {}
+    for name, (stage, location, type_) in spec.items():
+        raw = tb.probes[name]
+        if name == "pos" and random_pos is not None:
+            raw = _random_pos(random_pos, tb.n_node)
+        if stage == Stage.HINT:
+            if location == Location.GRAPH or type_ == Type.MASK_ONE:
+                dense = np.zeros((T, G) if location == Location.GRAPH else (T, N), _dtype(type_))
+                if location == Location.GRAPH:
+                    dense[step_t, step_sample] = raw
+                else:
+                    dense[step_t, node_off[step_sample] + raw] = 1.0
+            else:
+                dense = np.zeros((T, N), _dtype(type_))
+                if type_ == Type.POINTER:
+                    dense[:, :] = self_edge[None, :]
+                    dense[hint_t, hint_node] = node_pointer(raw, hint_node, hint_sample, name)
+                else:
+                    dense[hint_t, hint_node] = raw
+            hints[name] = dense
+            continue
+        target = inputs if stage == Stage.INPUT else outputs
+        if location == Location.EDGE:
+            dense = np.zeros(E, np.float32)
+            dense[_edge_lookup(key, total, in_r, in_s, f"{algo} probe {name!r}")] = raw
+        elif location == Location.GRAPH:
+            dense = np.zeros(G, _dtype(type_))
+            dense[:S] = raw
+        elif type_ == Type.MASK_ONE:
+            dense = np.zeros(N, np.float32)
+            dense[node_off[:-1] + raw] = 1.0
+        elif type_ in (Type.POINTER, Type.SHOULD_BE_PERMUTATION):
+            dense = self_edge.copy()
+            nodes = np.arange(n_real)
+            if type_ == Type.SHOULD_BE_PERMUTATION:
+                # CLRS: the head (self-pointer) is re-pointed to the tail (the node nobody points to).
+                head = raw == nodes - node_off[node_sample]
+                pointed = np.zeros(n_real, bool)
+                pointed[(node_off[node_sample] + raw)[~head]] = True
+                tail_of = np.zeros(S, np.int64)
+                tail_of[node_sample[~pointed]] = np.flatnonzero(~pointed) - node_off[node_sample[~pointed]]
+                raw = np.where(head, tail_of[node_sample], raw)
+                mask = np.zeros(N, np.float32)
+                mask[:n_real] = head
+                outputs[f"{name}_mask"] = mask
+            dense[:n_real] = node_pointer(raw, nodes, node_sample, name)
+        else:
+            dense = np.zeros(N, _dtype(type_))
+            dense[:n_real] = raw
+        target[name] = dense
+    return Batch(graph, node_graph, self_edge, lengths, inputs, hints, outputs)
+
+
+def _dtype(type_: str) -> type:
+    return np.int32 if type_ in (Type.CATEGORICAL, Type.POINTER) else np.float32
+
+
+def _random_pos(rng: np.random.Generator, n_node: np.ndarray) -> np.ndarray:
+    """Sorted U[0, 1) draws per sample (CLRS's randomised `pos`)."""
+    u = rng.random(int(n_node.sum()))
+    sample = np.repeat(np.arange(len(n_node)), n_node)
+    return u[np.lexsort((u, sample))].astype(np.float32)
+
+
+def output_probes(algorithm: str) -> dict[str, tuple[str, str, int | None]]:
+    """Output probes as the model sees them: name -> (location, type, classes); sorting `pred` becomes the
+    permutation pointer `pred` plus its head `pred_mask`."""
+    out = {}
+    for name, (stage, location, type_) in SPECS[algorithm].items():
+        if stage != Stage.OUTPUT:
+            continue
+        if type_ == Type.SHOULD_BE_PERMUTATION:
+            out[name] = (location, "permutation_pointer", None)
+            out[f"{name}_mask"] = (location, Type.MASK_ONE, None)
+        else:
+            out[name] = (location, type_, NUM_CLASSES.get((algorithm, name)))
+    return out
+
+
+def probes(algorithm: str, stage: str) -> dict[str, tuple[str, str, int | None]]:
+    """Input or hint probes: name -> (location, type, classes)."""
+    if stage == Stage.OUTPUT:
+        return output_probes(algorithm)
+    return {name: (loc, t, NUM_CLASSES.get((algorithm, name)))
+            for name, (st, loc, t) in SPECS[algorithm].items() if st == stage}

@@ -1,0 +1,99 @@
+"""Jitted, batched evaluation with CLRS's metrics, at several graph sizes in one call.
+
+`Evaluator` holds one jitted function per model (it compiles once per padded shape and counts its compiles);
+`evaluate_sizes` draws test sets (CLRS's test distribution up to n=64, sparse graphs beyond by default) and
+returns scores per size, per output probe and per hint.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+from flax import nnx
+
+from nar.config import EvalConfig
+from nar.data import generate
+from nar.data.batch import PadSizes, make_batch, pad_sizes_for
+from nar.metrics import batch_counts, scores
+from nar.model.net import Model
+from nar.trajectory import TrajectoryBatch
+
+
+def batches(tb: TrajectoryBatch, message_graph: str, batch_size: int, max_edges: int, random_pos=None):
+    """Split samples into padded batches of at most `batch_size` graphs and about `max_edges` edges; every batch
+    of one call shares the same padded shape (one compile), sized for the largest."""
+    per_graph = max(pad_sizes_for(tb.select([0]), message_graph, 1).edges, 1)
+    per_batch = max(1, min(batch_size, max_edges // per_graph))
+    groups = [range(i, min(i + per_batch, len(tb))) for i in range(0, len(tb), per_batch)]
+    parts = [tb.select(g) for g in groups]
+    sizes = [pad_sizes_for(p, message_graph, per_batch) for p in parts]
+    pad = PadSizes(max(s.nodes for s in sizes), max(s.edges for s in sizes), max(s.steps for s in sizes),
+                   per_batch + 1)
+    return [make_batch(p, message_graph, pad, per_batch, random_pos) for p in parts]
+
+
+class Evaluator:
+    """Counts for a batch, jitted; `compiles` says how many times it was traced (once per padded shape)."""
+
+    def __init__(self, model: Model):
+        self.graphdef, _ = nnx.split(model)
+        self.model = model
+        self.compiles = 0
+
+        def counts(params, batch):
+            self.compiles += 1  # runs only while tracing
+            m = nnx.merge(self.graphdef, params)
+            return batch_counts(m, m(batch, train=False), batch)
+
+        self._counts = jax.jit(counts)
+
+    def __call__(self, params, batch_list) -> dict:
+        """Pooled scores over a list of batches."""
+        total = None
+        for b in batch_list:
+            c = self._counts(params, b)
+            total = c if total is None else jax.tree.map(lambda a, x: a + x, total, c)
+        return scores(self.model, jax.device_get(total))
+
+
+def test_set(algorithm: str, n: int, cfg: EvalConfig) -> TrajectoryBatch:
+    family = cfg.family(n)
+    if family == "er":  # dm-clrs's own sampler stream: at n=64, seed 3 this is CLRS30's test split
+        return generate(algorithm, cfg.samples, n, cfg.seed, stream="clrs").trajectories
+    extra = {"degree": cfg.degree} if family == "sparse_er" else {}
+    return generate(algorithm, cfg.samples, n, cfg.seed, graph=family, **extra).trajectories
+
+
+def evaluate_sizes(model: Model, params, cfg: EvalConfig, evaluator: Evaluator | None = None,
+                   log=None) -> dict:
+    """{n: {'score', 'output/<name>', 'hint/<name>', 'graphs', 'family', 'seconds'}} for every size in cfg."""
+    from nar.algorithms import get_algorithm
+
+    evaluator = evaluator or Evaluator(model)
+    algorithm = model.config.algorithm
+    results = {}
+    for n in cfg.sizes:
+        t0 = time.perf_counter()
+        tb = test_set(algorithm, n, cfg)
+        t1 = time.perf_counter()
+        res = evaluator(params, batches(tb, model.config.graph_kind, cfg.batch_size, cfg.max_edges_per_batch))
+        family = "uniform keys" if get_algorithm(algorithm).kind == "sort" else cfg.family(n)
+        results[n] = {**res, "graphs": len(tb), "family": family, "data_seconds": t1 - t0,
+                      "eval_seconds": time.perf_counter() - t1}
+        if log:
+            log(f"n={n}: score {res['score']:.4f} ({len(tb)} graphs, {time.perf_counter() - t1:.1f}s)")
+    return results
+
+
+def format_table(results: dict, title: str = "") -> str:
+    """A plain-text table: one row per size, the score then each output and hint."""
+    sizes = sorted(results)
+    keys = sorted({k for r in results.values() for k in r if "/" in k}, key=lambda k: (k.startswith("hint"), k))
+    head = f"{'n':>6} {'family':<13} {'graphs':>6} {'score':>7} " + " ".join(f"{k:>14}" for k in keys)
+    lines = ([title] if title else []) + [head]
+    for n in sizes:
+        r = results[n]
+        lines.append(f"{n:>6} {r['family']:<13} {r['graphs']:>6} {r['score']:>7.4f} "
+                     + " ".join(f"{r.get(k, float('nan')):>14.4f}" for k in keys))
+    return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""CLRS's per-type losses, as masked means over valid rows; total = sum over outputs and hints (as CLRS sums).
+
+scalar: squared error; mask: binary cross-entropy on logits; mask_one: cross-entropy over each graph's nodes;
+categorical: cross-entropy over classes; pointer: cross-entropy over each node's incoming edges; permutation
+pointer: -sum P_true * log S(Y) with S the Sinkhorn operator. Hint t+1 is predicted at step t and counts only
+where t + 1 < L for its sample.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from nar.data.batch import Batch
+from nar.model.net import Predictions, graph_of
+from nar.model.segment import segment_log_softmax
+from nar.processors.base import Graph
+from nar.specs import Type
+
+
+def row_weights(weight_G, probe, graph: Graph):
+    """Per-graph weights -> weights of a probe's loss rows (nodes, or graphs for graph probes and mask_one)."""
+    location, type_, _ = probe
+    return weight_G if location == "graph" or type_ == Type.MASK_ONE else weight_G[graph.node_graph]
+
+
+def probe_loss(logits, stored, probe, graph: Graph, weight_G):
+    """(sum of weighted row losses, sum of weights) for one probe."""
+    location, type_, _ = probe
+    if type_ == Type.SCALAR:
+        rows = (logits - stored) ** 2
+    elif type_ == Type.MASK:
+        rows = optax.sigmoid_binary_cross_entropy(logits, stored)
+    elif type_ == Type.MASK_ONE:
+        logp = segment_log_softmax(logits, graph.node_graph, graph.num_graphs)
+        rows = -jax.ops.segment_sum(stored * logp, graph.node_graph, graph.num_graphs)
+    elif type_ == Type.CATEGORICAL:
+        rows = -jnp.take_along_axis(jax.nn.log_softmax(logits, -1), stored[..., None], -1)[..., 0]
+    elif type_ == Type.POINTER:
+        rows = -segment_log_softmax(logits, graph.receivers, graph.num_nodes, True)[stored]
+    elif type_ == "permutation_pointer":
+        rows = -logits[stored]  # logits are already Sinkhorn log-probabilities
+    else:
+        raise ValueError(f"no loss for probe type {type_!r}")
+    w = row_weights(weight_G, probe, graph)
+    return jnp.sum(rows * w), jnp.sum(w)
+
+
+def valid_graphs(batch: Batch):
+    """[G] 1.0 for slots holding a sample."""
+    return (batch.lengths > 0).astype(jnp.float32)
+
+
+def losses(model, preds: Predictions, batch: Batch) -> dict:
+    """Masked-mean loss per output probe and per hint probe (keys 'output/<name>', 'hint/<name>')."""
+    graph = graph_of(batch)
+    valid = valid_graphs(batch)
+    out = {}
+    for name, probe in model.output_probes.items():
+        s, c = probe_loss(preds.outputs[name], batch.outputs[name], probe, graph, valid)
+        out[f"output/{name}"] = s / jnp.maximum(c, 1.0)
+    for name, logits_T in preds.hints.items():
+        probe = model.hint_probes[name]
+        steps = logits_T.shape[0]
+        truth_T = batch.hints[name][1:steps + 1]
+        weight_TG = valid * (jnp.arange(steps)[:, None] + 1 < batch.lengths[None, :])
+        s, c = jax.vmap(lambda lg, tr, w: probe_loss(lg, tr, probe, graph, w))(logits_T, truth_T, weight_TG)
+        out[f"hint/{name}"] = s.sum() / jnp.maximum(c.sum(), 1.0)
+    return out
+
+
+def total_loss(model, preds: Predictions, batch: Batch):
+    parts = losses(model, preds, batch)
+    return sum(parts.values()), parts

@@ -1,0 +1,166 @@
+"""Encode-process-decode over hint steps (CLRS's model), on the sparse processing graph.
+
+Per processor step t = 0 .. T-2 (`lax.scan` over the batch's padded steps): inputs and the current hints are
+encoded and summed, the processor updates the hidden state, decoders predict hint t+1 and the outputs. Hint 0 is
+always the ground truth; later hints are the model's own predictions fed back (soft by default), or the truth with
+probability `teacher_forcing` per sample in training. A sample's outputs are frozen at its own length: they come
+from step max(L - 2, 0), as in CLRS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from nar.data.batch import Batch, probes
+from nar.model.probes import Decoder, Encoder, predicted_features, truth_features
+from nar.model.segment import log_sinkhorn
+from nar.processors import get_processor
+from nar.processors.base import Graph
+from nar.specs import SPECS, Stage, Type
+
+HINT_MODES = ("encoded_decoded", "decoded_only", "none")
+HINT_REPRED = ("soft", "hard", "hard_on_eval")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines the network and its unrolling (CLRS defaults)."""
+
+    algorithm: str = "bfs"
+    processor: str = "mpnn"
+    hidden: int = 128
+    hint_mode: str = "encoded_decoded"
+    hint_repred: str = "soft"
+    teacher_forcing: float = 0.0
+    message_graph: str | None = None  # None: the processor's default; sorting is always complete
+    layer_norm: bool = True
+    gated: bool = False
+    sinkhorn_steps: int = 10
+    sinkhorn_eval_steps: int = 60
+    sinkhorn_temperature: float = 0.1
+
+    def __post_init__(self):
+        if self.algorithm not in SPECS:
+            raise ValueError(f"unknown algorithm {self.algorithm!r}; known: {', '.join(SPECS)}")
+        get_processor(self.processor)
+        checks = [(self.hint_mode in HINT_MODES, f"hint_mode must be one of {HINT_MODES}, got {self.hint_mode!r}"),
+                  (self.hint_repred in HINT_REPRED, f"hint_repred must be one of {HINT_REPRED}, "
+                                                    f"got {self.hint_repred!r}"),
+                  (0.0 <= self.teacher_forcing <= 1.0, f"teacher_forcing must be in [0, 1], got "
+                                                       f"{self.teacher_forcing}"),
+                  (self.hidden >= 1, f"hidden must be positive, got {self.hidden}"),
+                  (self.message_graph in (None, "complete", "input"),
+                   f"message_graph must be 'complete' or 'input', got {self.message_graph!r}")]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
+
+    @property
+    def graph_kind(self) -> str:
+        """The message graph batches are laid out on."""
+        if any(t == Type.SHOULD_BE_PERMUTATION for _, _, t in SPECS[self.algorithm].values()):
+            return "complete"
+        return self.message_graph or get_processor(self.processor).default_message_graph
+
+
+class Predictions(NamedTuple):
+    outputs: Mapping[str, Any]  # logits; permutation pointers as Sinkhorn log-probabilities
+    hints: Mapping[str, Any]  # logits of hints 1 .. T-1, stacked [T-1, ...]
+
+
+def graph_of(batch: Batch) -> Graph:
+    g = batch.graph
+    return Graph(g.senders, g.receivers, batch.node_graph, batch.node_graph[g.receivers], g.n_node)
+
+
+class Model(nnx.Module):
+    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs, **processor_options):
+        self.config = config
+        H = config.hidden
+        self.input_probes = probes(config.algorithm, Stage.INPUT)
+        self.hint_probes = probes(config.algorithm, Stage.HINT)
+        self.output_probes = probes(config.algorithm, Stage.OUTPUT)
+        encode_hints = config.hint_mode == "encoded_decoded"
+        decode_hints = config.hint_mode != "none"
+        enc_probes = {**self.input_probes, **(self.hint_probes if encode_hints else {})}
+        self.encoder = Encoder(enc_probes, H, rngs=rngs, scalar_init_std=H ** -0.5)
+        opts = {"layer_norm": config.layer_norm, **({"gated": True} if config.gated else {}), **processor_options}
+        self.processor = get_processor(config.processor).build(H, rngs=rngs, **opts)
+        edge_in = H + self.processor.edge_latent_size
+        self.output_decoder = Decoder(self.output_probes, H, edge_in, rngs=rngs)
+        self.hint_decoder = Decoder(self.hint_probes, H, edge_in, rngs=rngs) if decode_hints else None
+        self.encode_hints = encode_hints
+
+    def __call__(self, batch: Batch, key=None, *, train: bool = False) -> Predictions:
+        cfg = self.config
+        graph = graph_of(batch)
+        H = cfg.hidden
+        feats_in = {n: truth_features(batch.inputs[n], *self.input_probes[n], graph) for n in self.input_probes}
+        hint_truth = {n: truth_features(batch.hints[n][0], *self.hint_probes[n], graph) for n in self.hint_probes}
+        num_steps = batch.pad_sizes.steps - 1  # >= 1: batches have at least two padded steps
+        hard = cfg.hint_repred == "hard" or (cfg.hint_repred == "hard_on_eval" and not train)
+        tf = cfg.teacher_forcing if train else 0.0
+        key = jax.random.key(0) if key is None else key
+        k_steps, k_noise = jax.random.split(key)
+
+        def step(carry, xs):
+            hidden, hint_feats, outs = carry
+            t, truth_next, k = xs
+            feats = {**feats_in, **(hint_feats if self.encode_hints else {})}
+            node_fts, edge_fts, graph_fts = self.encoder(feats, graph, H)
+            new_hidden, latent = self.processor(node_fts, edge_fts, graph_fts, graph, hidden)
+            h_dec = jnp.concatenate([node_fts, self.processor.history(hidden), new_hidden], axis=-1)
+            e_dec = edge_fts if latent is None else jnp.concatenate([edge_fts, latent], axis=-1)
+            out_logits = self.output_decoder(h_dec, e_dec, graph_fts, graph)
+            keep_G = (t == 0) | (t + 1 < batch.lengths)
+            outs = {n: jnp.where(_broadcast(keep_G, self.output_probes[n], graph, out_logits[n]), out_logits[n],
+                                 outs[n]) for n in outs}
+            if self.hint_decoder is None:
+                return (new_hidden, hint_feats, outs), {}
+            hint_logits = self.hint_decoder(h_dec, e_dec, graph_fts, graph)
+            force_G = jax.random.uniform(k, (graph.num_graphs,)) < tf
+            nxt = {}
+            for n, (loc, type_, classes) in self.hint_probes.items():
+                pred = predicted_features(hint_logits[n], loc, type_, graph, hard)
+                truth = truth_features(truth_next[n], loc, type_, classes, graph)
+                nxt[n] = jnp.where(_broadcast(force_G, self.hint_probes[n], graph, pred), truth, pred)
+            return (new_hidden, nxt, outs), hint_logits
+
+        outs0 = {n: jnp.zeros(_logit_shape(self.output_probes[n], graph)) for n in self.output_probes}
+        truth_seq = {n: batch.hints[n][1:num_steps + 1] for n in self.hint_probes}
+        xs = (jnp.arange(num_steps), truth_seq, jax.random.split(k_steps, num_steps))
+        carry0 = (jnp.zeros((graph.num_nodes, H)), hint_truth, outs0)
+        (_, _, outs), hint_logits = jax.lax.scan(step, carry0, xs)
+        steps = cfg.sinkhorn_steps if train else cfg.sinkhorn_eval_steps
+        for n, (_, type_, _) in self.output_probes.items():
+            if type_ == "permutation_pointer":
+                x = jnp.where(graph.senders == graph.receivers, outs[n] - 1e6, outs[n])
+                outs[n] = log_sinkhorn(x, graph.receivers, graph.senders, graph.num_nodes, steps,
+                                       cfg.sinkhorn_temperature, k_noise if train else None)
+        return Predictions(outs, hint_logits)
+
+
+def _logit_shape(probe, graph: Graph) -> tuple:
+    location, type_, classes = probe
+    if type_ in (Type.POINTER, "permutation_pointer"):
+        return (graph.num_edges,)
+    rows = graph.num_graphs if location == "graph" else graph.num_nodes
+    return (rows, classes) if type_ == Type.CATEGORICAL else (rows,)
+
+
+def _broadcast(flag_G, probe, graph: Graph, like):
+    """A per-graph flag broadcast to the rows of a probe's logits or features."""
+    location, type_, _ = probe
+    if type_ in (Type.POINTER, "permutation_pointer"):
+        flag = flag_G[graph.edge_graph]
+    elif location == "graph":
+        flag = flag_G
+    else:
+        flag = flag_G[graph.node_graph]
+    return flag.reshape(flag.shape + (1,) * (like.ndim - flag.ndim))

@@ -1,0 +1,61 @@
+"""Segment reductions over a padded batch: softmax over a node's edges, over a graph's nodes, and Sinkhorn.
+
+Empty segments (padding nodes with no edges, empty graph slots) are safe: their max is 0, not -inf, so nothing
+becomes NaN, and they are masked out of every loss and metric.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def segment_max(x, seg, num_segments: int, sorted_: bool = False):
+    """Max per segment; empty segments give 0."""
+    m = jax.ops.segment_max(x, seg, num_segments, indices_are_sorted=sorted_)
+    return jnp.where(jnp.isfinite(m), m, 0.0)
+
+
+def segment_logsumexp(x, seg, num_segments: int, sorted_: bool = False):
+    m = jax.lax.stop_gradient(segment_max(x, seg, num_segments, sorted_))
+    s = jax.ops.segment_sum(jnp.exp(x - m[seg]), seg, num_segments, indices_are_sorted=sorted_)
+    return m + jnp.log(jnp.maximum(s, 1e-30))
+
+
+def segment_log_softmax(x, seg, num_segments: int, sorted_: bool = False):
+    return x - segment_logsumexp(x, seg, num_segments, sorted_)[seg]
+
+
+def segment_softmax(x, seg, num_segments: int, sorted_: bool = False):
+    return jnp.exp(segment_log_softmax(x, seg, num_segments, sorted_))
+
+
+def segment_argmax(x, seg, num_segments: int, sorted_: bool = False):
+    """Index of the (first) largest element of each segment; empty segments give 0."""
+    m = jax.ops.segment_max(x, seg, num_segments, indices_are_sorted=sorted_)
+    idx = jnp.arange(x.shape[0])
+    cand = jnp.where(x == m[seg], idx, x.shape[0])
+    first = jax.ops.segment_min(cand, seg, num_segments, indices_are_sorted=sorted_)
+    return jnp.where(first >= x.shape[0], 0, first)
+
+
+def segment_onehot_argmax(x, seg, num_segments: int, sorted_: bool = False):
+    """One-hot (float) of each segment's first arg-max."""
+    first = segment_argmax(x, seg, num_segments, sorted_)
+    return (jnp.arange(x.shape[0]) == first[seg]).astype(x.dtype)
+
+
+def log_sinkhorn(logits_E, rows, cols, num_nodes: int, steps: int, temperature: float, noise_key=None):
+    """Log-domain Sinkhorn over the edges of complete graphs: alternately normalise each node's row (the edges it
+    receives: its pointer candidates) and column (the edges it sends). CLRS's permutation decoder, sparse."""
+    x = logits_E
+    if noise_key is not None:
+        u = jax.random.uniform(noise_key, x.shape, minval=1e-12, maxval=1.0)
+        x = x - jnp.log(-jnp.log(u + 1e-12) + 1e-12)  # Gumbel noise
+    x = x / temperature
+
+    def body(_, x):
+        x = segment_log_softmax(x, rows, num_nodes, sorted_=True)
+        return segment_log_softmax(x, cols, num_nodes)
+
+    return jax.lax.fori_loop(0, steps, body, x)

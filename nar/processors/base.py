@@ -1,0 +1,49 @@
+"""The processor interface shared by every processor.
+
+A processor runs one step of message passing:
+
+    hidden, edge_latent = processor(node_fts [N, H], edge_fts [E, H], graph_fts [G, H], graph, hidden [N, H])
+
+`graph` is a `Graph` (the padded processing graph). `edge_latent` is `None` or [E, L] extra edge features for the
+decoders (Triplet-GMPNN's). A processor is free to ignore `hidden` (a history-free processor) or to keep a discrete
+state in it: the model loop only carries what the processor returns. `history(hidden)` is what the decoders see of
+the previous step (CLRS decoders read [x, h_prev, h]); a processor that must not leak history overrides it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from flax import nnx
+
+
+class Graph(NamedTuple):
+    """Processing graph of a padded batch: edges sorted by receiver; padding lives in the last graph slot."""
+
+    senders: Any  # [E] int32
+    receivers: Any  # [E] int32
+    node_graph: Any  # [N] int32 graph slot of each node
+    edge_graph: Any  # [E] int32 graph slot of each edge
+    n_node: Any  # [G] int32
+
+    @property
+    def num_nodes(self) -> int:
+        return self.node_graph.shape[0]
+
+    @property
+    def num_edges(self) -> int:
+        return self.senders.shape[0]
+
+    @property
+    def num_graphs(self) -> int:
+        return self.n_node.shape[0]
+
+
+class Processor(nnx.Module):
+    """Base class: subclasses implement `__call__` with the signature in the module docstring."""
+
+    #: Width of the edge latent returned to the decoders (0: none).
+    edge_latent_size: int = 0
+
+    def history(self, hidden):
+        return hidden

@@ -1,0 +1,290 @@
+"""Training: one jitted step (forward over all hint steps with `lax.scan`, backward, Adam), online CLRS data,
+validation with best-parameter selection, JSON-lines metrics and resumable Orbax checkpoints.
+
+Batch s is a pure function of (seed, s), and step s's RNG key is fold_in(key, s), so a run restarted from a
+checkpoint replays exactly what an uninterrupted run does: same parameters, bit for bit, on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+import time
+from dataclasses import astuple
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from nar.algorithms import get_algorithm
+from nar.checkpoint import Checkpointer
+from nar.config import Config
+from nar.data import CLRS_TRAIN_P, generate
+from nar.data.batch import Batch, GrowingPad, PadSizes, make_batch, pad_sizes_for
+from nar.evaluate import Evaluator, batches
+from nar.model.losses import total_loss
+from nar.model.net import Model
+
+CONFIG_FILE = "config.toml"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+# Keys that may change when a run is resumed (extending a run, or logging differently).
+RESUMABLE_CHANGES = {"train.steps", "train.log_every", "eval.sizes", "eval.samples", "eval.graph", "eval.degree",
+                     "eval.max_edges_per_batch", "eval.batch_size", "eval.seed"}
+
+
+def build_model(config: Config) -> Model:
+    """The model of a config, initialised from the config's seed."""
+    return Model(config.model, rngs=nnx.Rngs(config.train.seed))
+
+
+def make_optimizer(config: Config) -> optax.GradientTransformation:
+    t = config.train
+    return optax.chain(optax.clip_by_global_norm(t.grad_clip), optax.scale_by_adam(), optax.scale(-t.learning_rate))
+
+
+def _data_options(algorithm: str) -> dict:
+    return {} if get_algorithm(algorithm).kind == "sort" else {"p": CLRS_TRAIN_P}
+
+
+def initial_state(config: Config, params: dict, tx: optax.GradientTransformation) -> dict:
+    """Everything a checkpoint holds, at step 0."""
+    return {"params": params, "opt_state": tx.init(params), "best_params": params,
+            "best_score": jnp.asarray(-jnp.inf, jnp.float32), "best_step": jnp.asarray(0, jnp.int32),
+            "step": jnp.asarray(0, jnp.int32), "key": jax.random.key_data(jax.random.key(config.train.seed)),
+            "pad": jnp.zeros(4, jnp.int32)}
+
+
+def train_batch(config: Config, step: int, pad: GrowingPad | None = None) -> Batch:
+    """Training batch `step` (host arrays): CLRS's online distribution, sizes cycled, p drawn per graph. With
+    `pad`, the padded shape only grows along the run (few compiles)."""
+    t, algo = config.train, config.model.algorithm
+    tb = generate(algo, t.batch_size, t.sizes, t.seed, start=step * t.batch_size, **_data_options(algo)).trajectories
+    rng = np.random.default_rng([t.seed, step]) if t.random_pos else None
+    kind = config.model.graph_kind
+    shape = pad(pad_sizes_for(tb, kind, t.batch_size)) if pad is not None else None
+    return make_batch(tb, kind, shape, num_graphs=t.batch_size, random_pos=rng)
+
+
+def validation_batches(config: Config) -> list[Batch]:
+    """CLRS's validation: the training distribution at n = val_size, a seed of its own."""
+    t, algo = config.train, config.model.algorithm
+    tb = generate(algo, t.val_samples, t.val_size, t.seed + 1, **_data_options(algo)).trajectories
+    rng = np.random.default_rng([t.seed, -1 % 2**32]) if t.random_pos else None
+    return batches(tb, config.model.graph_kind, t.batch_size, config.eval.max_edges_per_batch, random_pos=rng)
+
+
+class _Prefetch:
+    """Builds batches start, start+1, ... in a background thread, a few ahead of the device."""
+
+    def __init__(self, config: Config, start: int, stop: int, pad: GrowingPad, depth: int = 3):
+        self._q: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, args=(config, start, stop, pad), daemon=True)
+        self._thread.start()
+
+    def _work(self, config, start, stop, pad):
+        try:
+            for s in range(start, stop):
+                item = (s, train_batch(config, s, pad))
+                while not self._stop.is_set():
+                    try:
+                        self._q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+        except Exception as e:  # surfaced in the training thread
+            self._q.put((None, e))
+
+    def get(self):
+        s, item = self._q.get()
+        if s is None:
+            raise item
+        return s, item
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+
+
+class Progress:
+    """A one-line progress bar on stderr (a line per update when stderr is not a terminal)."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        self.total, self.enabled = total, enabled
+        self.tty = sys.stderr.isatty()
+        self._last = 0.0
+
+    def update(self, step: int, text: str, force: bool = False):
+        if not self.enabled or (not force and time.time() - self._last < (0.5 if self.tty else 10.0)):
+            return
+        self._last = time.time()
+        width = 24
+        done = int(width * step / self.total)
+        line = f"[{'#' * done}{'.' * (width - done)}] {step}/{self.total} {text}"
+        sys.stderr.write(("\r" + line + "\033[K") if self.tty else line + "\n")
+        sys.stderr.flush()
+
+    def close(self):
+        if self.enabled and self.tty:
+            sys.stderr.write("\n")
+
+
+def _diff(a: dict, b: dict) -> list[str]:
+    return [f"{s}.{k}" for s in a for k in a[s] if a[s].get(k) != b.get(s, {}).get(k)]
+
+
+class Trainer:
+    """A training run in `out_dir`: `run()` trains (or resumes) and returns a summary dict.
+
+    `on_step(step, loss)` is called after every step (tests use it to interrupt a run).
+    """
+
+    def __init__(self, config: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = True):
+        self.config, self.out = config, Path(out_dir)
+        self.progress = progress
+        ckpt_dir = self.out / CHECKPOINTS
+        config_path = self.out / CONFIG_FILE
+        if resume:
+            if not config_path.is_file():
+                raise FileNotFoundError(f"cannot resume: {config_path} does not exist (no run in {self.out})")
+            from nar.config import load
+            saved = load(config_path).to_dict()
+            changed = [k for k in _diff(saved, config.to_dict()) if k not in RESUMABLE_CHANGES]
+            if changed:
+                raise ValueError(f"cannot resume {self.out}: the config differs from the saved run in "
+                                 f"{', '.join(changed)}")
+        elif config_path.exists() or (ckpt_dir.exists() and any(ckpt_dir.iterdir())):
+            raise FileExistsError(f"{self.out} already holds a run; pass resume=True (--resume) to continue it "
+                                  f"or choose another directory")
+        self.out.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(config.to_toml())
+        self.resume = resume
+        self.model = build_model(config)
+        self.graphdef, params = nnx.split(self.model)
+        self.params = nnx.to_pure_dict(params)
+        self.tx = make_optimizer(config)
+        self.compiles = 0
+        self._step = jax.jit(self._train_step)
+        self.evaluator = Evaluator(self.model)
+        self.checkpointer = Checkpointer(ckpt_dir)
+
+    def _train_step(self, params, opt_state, batch, key):
+        self.compiles += 1  # runs only while tracing: one per padded shape
+
+        def loss_fn(p):
+            m = nnx.merge(self.graphdef, p)
+            return total_loss(m, m(batch, key, train=True), batch)
+
+        (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = self.tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss, parts
+
+    def train_step(self, params, opt_state, batch, key):
+        """One jitted optimisation step: (params, opt_state, loss, loss parts)."""
+        return self._step(params, opt_state, batch, key)
+
+    def run(self, on_step=None) -> dict:
+        cfg = self.config.train
+        state = initial_state(self.config, self.params, self.tx)
+        if self.resume and self.checkpointer.latest_step() is not None:
+            state = self.checkpointer.restore(state)
+        start = int(state["step"])
+        metrics_path = self.out / METRICS_FILE
+        _truncate_metrics(metrics_path, start)
+        key = jax.random.wrap_key_data(state["key"])
+        val = [jax.device_put(b) for b in validation_batches(self.config)]
+        params, opt_state = state["params"], state["opt_state"]
+        best = {k: state[k] for k in ("best_params", "best_score", "best_step")}
+        bar = Progress(cfg.steps, self.progress)
+        t_start = time.perf_counter()
+        t_log, s_log = t_start, start
+        # The padded shape only grows; a resumed run continues from the shape its checkpoint was trained at.
+        pad = GrowingPad(PadSizes(*map(int, state["pad"])) if int(state["pad"][0]) else None)
+        prefetch = _Prefetch(self.config, start, cfg.steps, pad) if start < cfg.steps else None
+        try:
+            with open(metrics_path, "a") as log:
+                for step in range(start, cfg.steps):
+                    s, batch = prefetch.get()
+                    assert s == step
+                    params, opt_state, loss, parts = self.train_step(params, opt_state, batch,
+                                                                     jax.random.fold_in(key, step))
+                    done = step + 1
+                    if on_step is not None:
+                        on_step(done, loss)
+                    if done % cfg.log_every == 0 or done == cfg.steps:
+                        loss = float(loss)
+                        if not np.isfinite(loss):
+                            raise FloatingPointError(f"loss is {loss} at step {done}")
+                        now = time.perf_counter()
+                        rate = (done - s_log) / max(now - t_log, 1e-9)
+                        t_log, s_log = now, done
+                        _write(log, {"step": done, "loss": loss, "steps_per_s": rate, "compiles": self.compiles,
+                                     **{f"loss/{k}": float(v) for k, v in parts.items()}})
+                        bar.update(done, f"loss {loss:.4f} {rate:.1f} steps/s best val "
+                                         f"{float(best['best_score']):.4f}")
+                    if done % cfg.eval_every == 0 or done == cfg.steps:
+                        res = self.evaluator(params, val)
+                        if res["score"] > float(best["best_score"]):
+                            best = {"best_params": params, "best_score": jnp.asarray(res["score"], jnp.float32),
+                                    "best_step": jnp.asarray(done, jnp.int32)}
+                        _write(log, {"step": done, "val_score": res["score"],
+                                     "best_val_score": float(best["best_score"]),
+                                     **{f"val/{k}": v for k, v in res.items() if "/" in k}})
+                    if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                        log.flush()
+                        self.checkpointer.save(done, {"params": params, "opt_state": opt_state, **best,
+                                                      "step": jnp.asarray(done, jnp.int32), "key": state["key"],
+                                                      "pad": jnp.asarray(astuple(batch.pad_sizes), jnp.int32)})
+        finally:
+            if prefetch is not None:
+                prefetch.close()
+            bar.close()
+        self.params, self.best_params = params, best["best_params"]
+        summary = {"steps": cfg.steps, "resumed_from": start, "best_val_score": float(best["best_score"]),
+                   "best_step": int(best["best_step"]), "compiles": self.compiles,
+                   "eval_compiles": self.evaluator.compiles, "seconds": time.perf_counter() - t_start}
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
+        return summary
+
+
+def _write(log, record: dict) -> None:
+    log.write(json.dumps(record) + "\n")
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop records after `step` (written by a run that was killed after its last checkpoint)."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in keep))
+
+
+def train(config: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict:
+    """Train (or resume) a run; see `Trainer`."""
+    return Trainer(config, out_dir, resume=resume, progress=progress).run()
+
+
+def load_run(out_dir: str | Path, which: str = "best_params"):
+    """(model, params, config) of a run directory: the best-validation parameters by default."""
+    from nar.config import load
+
+    out = Path(out_dir)
+    if not (out / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{out} is not a run directory: {out / CONFIG_FILE} is missing")
+    config = load(out / CONFIG_FILE)
+    model = build_model(config)
+    params = nnx.to_pure_dict(nnx.split(model)[1])
+    ckpt = Checkpointer(out / CHECKPOINTS)
+    if ckpt.latest_step() is None:
+        raise FileNotFoundError(f"{out} holds no checkpoint yet (nothing under {out / CHECKPOINTS})")
+    state = ckpt.restore(initial_state(config, params, make_optimizer(config)))
+    ckpt.close()
+    return model, state[which], config
