@@ -1,20 +1,115 @@
-"""The `nar` command. `nar generate SUITE ...` writes a dataset suite (same as `python -m data_gen`)."""
+"""The `nar` command: a thin shell over the Python API.
+
+    nar generate SUITE ...                     write a dataset suite (same as `python -m data_gen`)
+    nar train --algorithm A --processor P ...  train a model into a run directory (resumable)
+    nar eval DIR [--sizes 16,64,256] ...       out-of-distribution table of a trained run
+    nar bench speed ...                        train/eval speed, compile time, memory and FLOPs
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes must be comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 2:
+        raise argparse.ArgumentTypeError(f"sizes must be integers >= 2, got {text!r}")
+    return sizes
+
+
+def _train(args) -> int:
+    from nar.config import load
+    from nar.train import Trainer
+
+    flags = {"model": {}, "train": {}}
+    for key, section, name in (("algorithm", "model", "algorithm"), ("processor", "model", "processor"),
+                               ("steps", "train", "steps"), ("seed", "train", "seed"),
+                               ("message_graph", "model", "message_graph")):
+        if getattr(args, key) is not None:
+            flags[section][name] = getattr(args, key)
+    config = load(args.config, args.set, **flags)
+    summary = Trainer(config, args.out, resume=args.resume, progress=not args.quiet).run()
+    print(json.dumps(summary))
+    return 0
+
+
+def _eval(args) -> int:
+    import dataclasses
+
+    from nar.config import from_dict
+    from nar.evaluate import evaluate_sizes, format_table
+    from nar.train import load_run
+
+    model, params, config = load_run(args.run, "params" if args.last else "best_params")
+    overrides = {"eval": {k: v for k, v in (("sizes", args.sizes), ("graph", args.graph), ("degree", args.degree),
+                                             ("samples", args.samples)) if v is not None}}
+    cfg = from_dict(overrides, config).eval
+    log = None if args.json else (lambda m: print(m, file=sys.stderr))
+    results = evaluate_sizes(model, params, cfg, log=log)
+    if args.json:
+        print(json.dumps({"run": str(args.run), "algorithm": config.model.algorithm,
+                          "processor": config.model.processor, "eval": dataclasses.asdict(cfg),
+                          "results": {str(n): r for n, r in results.items()}}, indent=1))
+    else:
+        print(format_table(results, f"{config.model.algorithm} / {config.model.processor} "
+                                    f"({'last' if args.last else 'best-validation'} parameters)"))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nar", description="Neural algorithmic reasoning on graphs, in JAX.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("generate", help="write a dataset suite (see `nar generate --help`)", add_help=False)
+    t = sub.add_parser("train", help="train a model into a run directory")
+    t.add_argument("--algorithm")
+    t.add_argument("--processor")
+    t.add_argument("--message-graph", dest="message_graph", choices=("complete", "input"))
+    t.add_argument("--steps", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--config", help="a TOML file (see configs/)")
+    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config key")
+    t.add_argument("--out", required=True, help="run directory (config, metrics.jsonl, checkpoints)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
+    e = sub.add_parser("eval", help="evaluate a trained run at several graph sizes")
+    e.add_argument("run", help="run directory written by `nar train`")
+    e.add_argument("--sizes", type=_sizes)
+    e.add_argument("--graph", help="graph family ('auto': CLRS's ER up to n=64, sparse_er beyond)")
+    e.add_argument("--degree", type=float, help="expected degree of sparse_er graphs")
+    e.add_argument("--samples", type=int, help="test graphs per size")
+    e.add_argument("--last", action="store_true", help="the last parameters instead of the best-validation ones")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=_eval)
+    sub.add_parser("bench", help="benchmarks (`nar bench speed --help`)", add_help=False)
+    return p
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"generate": "write a dataset suite to a cache folder (see `nar generate --help`)"}
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
-        usage = "\n".join(f"  {name:<10} {text}" for name, text in commands.items())
-        print(f"usage: nar COMMAND [ARGS]\n\ncommands:\n{usage}", file=sys.stderr if argv else sys.stdout)
-        return 0 if not argv or argv[0] in ("-h", "--help") else 2
-    from data_gen.__main__ import main as generate
+    if argv and argv[0] == "generate":
+        from data_gen.__main__ import main as generate
 
-    return generate(argv[1:])
+        return generate(argv[1:])
+    if argv and argv[0] == "bench":
+        from nar.bench.speed import main as speed
+
+        if len(argv) < 2 or argv[1] != "speed":
+            print("usage: nar bench speed [options]  (see `nar bench speed --help`)", file=sys.stderr)
+            return 2
+        return speed(argv[2:])
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, MemoryError) as e:
+        print(f"nar {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

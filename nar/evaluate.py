@@ -16,11 +16,13 @@ from nar.config import EvalConfig
 from nar.data import generate
 from nar.data.batch import PadSizes, make_batch, pad_sizes_for
 from nar.metrics import batch_counts, scores
+from nar.model.memory import check_fits
 from nar.model.net import Model
 from nar.trajectory import TrajectoryBatch
 
 
-def batches(tb: TrajectoryBatch, message_graph: str, batch_size: int, max_edges: int, random_pos=None):
+def batches(tb: TrajectoryBatch, message_graph: str, batch_size: int, max_edges: int, random_pos=None,
+            hidden: int = 128):
     """Split samples into padded batches of at most `batch_size` graphs and about `max_edges` edges; every batch
     of one call shares the same padded shape (one compile), sized for the largest."""
     per_graph = max(pad_sizes_for(tb.select([0]), message_graph, 1).edges, 1)
@@ -30,6 +32,7 @@ def batches(tb: TrajectoryBatch, message_graph: str, batch_size: int, max_edges:
     sizes = [pad_sizes_for(p, message_graph, per_batch) for p in parts]
     pad = PadSizes(max(s.nodes for s in sizes), max(s.edges for s in sizes), max(s.steps for s in sizes),
                    per_batch + 1)
+    check_fits(pad, hidden, False, message_graph)
     return [make_batch(p, message_graph, pad, per_batch, random_pos) for p in parts]
 
 
@@ -77,7 +80,8 @@ def evaluate_sizes(model: Model, params, cfg: EvalConfig, evaluator: Evaluator |
         t0 = time.perf_counter()
         tb = test_set(algorithm, n, cfg)
         t1 = time.perf_counter()
-        res = evaluator(params, batches(tb, model.config.graph_kind, cfg.batch_size, cfg.max_edges_per_batch))
+        res = evaluator(params, batches(tb, model.config.graph_kind, cfg.batch_size, cfg.max_edges_per_batch,
+                                          hidden=model.config.hidden))
         family = "uniform keys" if get_algorithm(algorithm).kind == "sort" else cfg.family(n)
         results[n] = {**res, "graphs": len(tb), "family": family, "data_seconds": t1 - t0,
                       "eval_seconds": time.perf_counter() - t1}

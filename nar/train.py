@@ -28,6 +28,7 @@ from nar.data import CLRS_TRAIN_P, generate
 from nar.data.batch import Batch, GrowingPad, PadSizes, make_batch, pad_sizes_for
 from nar.evaluate import Evaluator, batches
 from nar.model.losses import total_loss
+from nar.model.memory import check_fits
 from nar.model.net import Model
 
 CONFIG_FILE = "config.toml"
@@ -67,7 +68,8 @@ def train_batch(config: Config, step: int, pad: GrowingPad | None = None) -> Bat
     tb = generate(algo, t.batch_size, t.sizes, t.seed, start=step * t.batch_size, **_data_options(algo)).trajectories
     rng = np.random.default_rng([t.seed, step]) if t.random_pos else None
     kind = config.model.graph_kind
-    shape = pad(pad_sizes_for(tb, kind, t.batch_size)) if pad is not None else None
+    shape = pad(pad_sizes_for(tb, kind, t.batch_size)) if pad is not None else pad_sizes_for(tb, kind, t.batch_size)
+    check_fits(shape, config.model.hidden, True, kind)
     return make_batch(tb, kind, shape, num_graphs=t.batch_size, random_pos=rng)
 
 
@@ -76,7 +78,8 @@ def validation_batches(config: Config) -> list[Batch]:
     t, algo = config.train, config.model.algorithm
     tb = generate(algo, t.val_samples, t.val_size, t.seed + 1, **_data_options(algo)).trajectories
     rng = np.random.default_rng([t.seed, -1 % 2**32]) if t.random_pos else None
-    return batches(tb, config.model.graph_kind, t.batch_size, config.eval.max_edges_per_batch, random_pos=rng)
+    return batches(tb, config.model.graph_kind, t.batch_size, config.eval.max_edges_per_batch, random_pos=rng,
+                   hidden=config.model.hidden)
 
 
 class _Prefetch:

@@ -1,0 +1,46 @@
+"""A memory estimate for a padded batch, so that a batch that cannot fit is refused up front with the estimate
+instead of dying in the allocator.
+
+The model's memory is dominated by [E, H] edge tensors (messages and their MLP, pointer decoders): about
+`EDGE_TENSORS_EVAL` of them live at once in evaluation; training keeps `EDGE_TENSORS_PER_STEP` more per hint
+step for the backward pass. Node tensors ([N, H]) are counted the same way but matter only on sparse graphs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+
+from nar.data.batch import PadSizes
+
+EDGE_TENSORS_EVAL = 8
+EDGE_TENSORS_PER_STEP = 6
+BYTES = 4  # float32
+
+
+def estimate_bytes(pad: PadSizes, hidden: int, train: bool) -> int:
+    per_step = (pad.edges + pad.nodes) * hidden * BYTES
+    live = EDGE_TENSORS_EVAL + (EDGE_TENSORS_PER_STEP * (pad.steps - 1) if train else 0)
+    return per_step * live
+
+
+def available_bytes() -> int:
+    """Memory of the default device: its allocator limit on accelerators, physical memory on CPU."""
+    dev = jax.devices()[0]
+    stats = dev.memory_stats() if dev.platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_fits(pad: PadSizes, hidden: int, train: bool, message_graph: str, limit: int | None = None) -> None:
+    need = estimate_bytes(pad, hidden, train)
+    limit = available_bytes() if limit is None else limit
+    if need > limit:
+        hint = (" The complete message graph costs n^2 edges per graph: use message_graph='input' (sparse), which "
+                "scales to thousands of nodes." if message_graph == "complete" else
+                " Use fewer graphs per batch or a smaller hidden size.")
+        raise MemoryError(f"a batch of {pad.nodes} nodes and {pad.edges} edges (message graph "
+                          f"'{message_graph}', hidden {hidden}, {'training' if train else 'evaluation'}) needs about "
+                          f"{need / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB available.{hint}")
