@@ -14,7 +14,7 @@ from flax import nnx
 
 from nar.config import EvalConfig
 from nar.data import generate
-from nar.data.batch import PadSizes, make_batch, pad_sizes_for
+from nar.data.batch import cover, make_batch, pad_sizes_for
 from nar.metrics import batch_counts, scores
 from nar.model.memory import check_fits
 from nar.model.net import Model
@@ -30,8 +30,7 @@ def batches(tb: TrajectoryBatch, message_graph: str, batch_size: int, max_edges:
     groups = [range(i, min(i + per_batch, len(tb))) for i in range(0, len(tb), per_batch)]
     parts = [tb.select(g) for g in groups]
     sizes = [pad_sizes_for(p, message_graph, per_batch) for p in parts]
-    pad = PadSizes(max(s.nodes for s in sizes), max(s.edges for s in sizes), max(s.steps for s in sizes),
-                   per_batch + 1)
+    pad = cover(sizes)
     check_fits(pad, hidden, False, message_graph)
     return [make_batch(p, message_graph, pad, per_batch, random_pos) for p in parts]
 

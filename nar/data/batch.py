@@ -59,7 +59,7 @@ class Batch(NamedTuple):
     pointer (the head re-pointed to the tail) plus `pred_mask`, the head as mask_one, as CLRS does.
     """
 
-    graph: jraph.GraphsTuple  # senders/receivers (global ids, sorted by receiver), n_node/n_edge [G]
+    graph: jraph.GraphsTuple  # senders/receivers (global ids, sorted by receiver; padding edges: N), n_node/n_edge
     node_graph: Any  # [N] graph slot of each node (padding nodes: G - 1)
     self_edge: Any  # [N] index of each node's self-loop edge
     lengths: Any  # [G] hint steps T of each sample (0 for padding/empty slots)
@@ -82,10 +82,13 @@ class GrowingPad:
         self.current = start
 
     def __call__(self, need: PadSizes) -> PadSizes:
-        cur = self.current or need
-        self.current = PadSizes(max(cur.nodes, need.nodes), max(cur.edges, need.edges), max(cur.steps, need.steps),
-                                max(cur.graphs, need.graphs))
+        self.current = cover([need] if self.current is None else [self.current, need])
         return self.current
+
+
+def cover(sizes: list[PadSizes]) -> PadSizes:
+    """The smallest padded shape every one of `sizes` fits in."""
+    return PadSizes(*(max(getattr(s, f) for s in sizes) for f in ("nodes", "edges", "steps", "graphs")))
 
 
 def message_graph_edges(n_node: np.ndarray, senders: np.ndarray, receivers: np.ndarray, n_edge: np.ndarray,
@@ -114,7 +117,7 @@ def message_graph_edges(n_node: np.ndarray, senders: np.ndarray, receivers: np.n
 def pad_sizes_for(tb: TrajectoryBatch, message_graph: str, num_graphs: int) -> PadSizes:
     """The bucket a batch of these samples falls in."""
     _, _, per = message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge, message_graph)
-    return PadSizes(bucket(int(tb.n_node.sum()) + 1), bucket(int(per.sum()) + 1), bucket(int(tb.n_step.max()), 4),
+    return PadSizes(bucket(int(tb.n_node.sum())), bucket(int(per.sum())), bucket(int(tb.n_step.max()), 4),
                     num_graphs + 1)
 
 
@@ -150,22 +153,22 @@ def make_batch(tb: TrajectoryBatch, message_graph: str, pad: PadSizes | None = N
     senders, receivers, e_per = message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge, message_graph)
     n_real, e_real, t_max = int(tb.n_node.sum()), len(senders), int(tb.n_step.max())
     N, E, T, G = pad.nodes, pad.edges, pad.steps, pad.graphs
-    if n_real >= N or e_real >= E or t_max > T or T < 2 or G < num_graphs + 1:
+    if n_real > N or e_real > E or t_max > T or T < 2 or G < num_graphs + 1:
         raise ValueError(f"batch of {n_real} nodes, {e_real} edges, {t_max} steps, {S} samples does not fit the "
-                         f"padded shape {pad} (needs one spare node, edge and graph slot, and at least 2 steps)")
+                         f"padded shape {pad} (a spare graph slot and at least 2 steps are needed)")
     total = max(n_real, 1)
     node_off = np.concatenate([[0], np.cumsum(tb.n_node, dtype=np.int64)])
     node_sample = np.repeat(np.arange(S), tb.n_node)
     key = receivers * total + senders  # sorted by construction
 
-    # Structure; padding nodes belong to the padding graph G - 1, padding edges are self-loops of node N - 1.
-    pad_node = N - 1
-    g_senders = np.full(E, pad_node, np.int32)
-    g_receivers = np.full(E, pad_node, np.int32)
+    # Structure; padding nodes belong to the padding graph G - 1. Padding edges join node N, which does not
+    # exist: segment reductions drop them, so they touch no node, and no spare node is needed.
+    g_senders = np.full(E, N, np.int32)
+    g_receivers = np.full(E, N, np.int32)
     g_senders[:e_real], g_receivers[:e_real] = senders, receivers
     n_node = np.zeros(G, np.int32)
     n_node[:S] = tb.n_node
-    n_node[-1] = N - n_real
+    n_node[-1] = N - n_real  # the padding graph (possibly empty)
     n_edge = np.zeros(G, np.int32)
     n_edge[:S] = e_per
     n_edge[-1] = E - e_real
@@ -173,7 +176,7 @@ def make_batch(tb: TrajectoryBatch, message_graph: str, pad: PadSizes | None = N
                               n_node=n_node, n_edge=n_edge)
     node_graph = np.full(N, G - 1, np.int32)
     node_graph[:n_real] = node_sample
-    self_edge = np.full(N, e_real, np.int32)  # padding nodes: the first padding edge
+    self_edge = np.zeros(N, np.int32)  # padding nodes: any edge (never scored)
     loops = np.arange(n_real)
     self_edge[:n_real] = _edge_lookup(key, total, loops, loops, "self-loop")
     lengths = np.zeros(G, np.int32)

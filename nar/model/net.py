@@ -96,6 +96,9 @@ class Model(nnx.Module):
         self.output_decoder = Decoder(self.output_probes, H, edge_in, rngs=rngs)
         self.hint_decoder = Decoder(self.hint_probes, H, edge_in, rngs=rngs) if decode_hints else None
         self.encode_hints = encode_hints
+        # Unrolling of the time loop: 1 in normal use; benchmarks unroll fully so that XLA's cost analysis counts
+        # every step (it counts a loop body once).
+        self.scan_unroll = 1
 
     def __call__(self, batch: Batch, key=None, *, train: bool = False) -> Predictions:
         cfg = self.config
@@ -136,7 +139,7 @@ class Model(nnx.Module):
         truth_seq = {n: batch.hints[n][1:num_steps + 1] for n in self.hint_probes}
         xs = (jnp.arange(num_steps), truth_seq, jax.random.split(k_steps, num_steps))
         carry0 = (jnp.zeros((graph.num_nodes, H)), hint_truth, outs0)
-        (_, _, outs), hint_logits = jax.lax.scan(step, carry0, xs)
+        (_, _, outs), hint_logits = jax.lax.scan(step, carry0, xs, unroll=self.scan_unroll)
         steps = cfg.sinkhorn_steps if train else cfg.sinkhorn_eval_steps
         for n, (_, type_, _) in self.output_probes.items():
             if type_ == "permutation_pointer":

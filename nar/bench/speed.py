@@ -1,0 +1,181 @@
+"""`nar bench speed`: training and evaluation speed of one algorithm x processor x graph size on this machine.
+
+Reports train steps/s and eval graphs/s (after compilation, on a fixed batch: the model alone, not the data
+pipeline, which `make bench-data` measures), compile seconds, peak memory, FLOPs per train step and per eval batch
+from XLA's cost analysis (taken on a fully unrolled copy of the time loop, because XLA counts a loop body once),
+the achieved GFLOP/s, and the machine's float32 matmul rate measured with a large `jnp.dot` for scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+import nar
+from nar.algorithms import get_algorithm
+from nar.config import from_dict
+from nar.data import generate
+from nar.data.batch import make_batch
+from nar.evaluate import Evaluator
+from nar.model.memory import check_fits, estimate_bytes
+from nar.train import Trainer, initial_state
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """Best float32 matmul rate of the default device, GFLOP/s."""
+    a = jnp.ones((size, size), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    best = min(_timed(lambda: f(a).block_until_ready()) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _flops(compiled) -> float:
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost.get("flops", float("nan")))
+
+
+def _peak_bytes() -> int:
+    dev = jax.devices()[0]
+    stats = dev.memory_stats() if dev.platform != "cpu" else None
+    if stats and "peak_bytes_in_use" in stats:
+        return int(stats["peak_bytes_in_use"])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # whole process, Linux reports KiB
+
+
+def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidden: int, message_graph=None,
+          graph: str | None = None, degree: float = 5.0, steps: int = 10, mode: str = "both", seed: int = 0) -> dict:
+    overrides = {"model": {"algorithm": algorithm, "processor": processor, "hidden": hidden,
+                           **({"message_graph": message_graph} if message_graph else {})},
+                 "train": {"batch_size": batch_size}}
+    config = from_dict(overrides)
+    kind = config.model.graph_kind
+    extra = {}
+    if get_algorithm(algorithm).kind != "sort":
+        extra = {"graph": graph or "er", **({"degree": degree} if graph == "sparse_er" else {})}
+    tb = generate(algorithm, batch_size, num_nodes, seed, **extra).trajectories
+    batch = jax.device_put(make_batch(tb, kind))
+    pad = batch.pad_sizes
+    out = {"algorithm": algorithm, "processor": processor, "message_graph": kind, "graph": extra.get("graph", "keys"),
+           "degree": degree if graph == "sparse_er" else None, "num_nodes": num_nodes, "batch_size": batch_size,
+           "hidden": hidden, "padded": {"nodes": pad.nodes, "edges": pad.edges, "steps": pad.steps},
+           "edges_per_graph": float(tb.n_edge.mean()), "hint_steps_max": int(tb.n_step.max())}
+    if mode in ("both", "train"):
+        check_fits(pad, hidden, True, kind)
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = Trainer(config, tmp, progress=False)
+            state = initial_state(config, trainer.params, trainer.tx)
+            params, opt = state["params"], state["opt_state"]
+            key = jax.random.key(seed)
+            t_compile = _timed(lambda: jax.block_until_ready(trainer.train_step(params, opt, batch, key)))
+            p, o = params, opt
+
+            def run():
+                nonlocal p, o
+                for _ in range(steps):
+                    p, o, loss, _ = trainer.train_step(p, o, batch, key)
+                jax.block_until_ready(loss)
+
+            seconds = min(_timed(run) for _ in range(2))
+            trainer.model.scan_unroll = pad.steps
+            graphdef, _ = nnx.split(trainer.model)
+            trainer.graphdef = graphdef
+            flops = _flops(jax.jit(trainer._train_step).lower(params, opt, batch, key).compile())
+            trainer.model.scan_unroll = 1
+            model = trainer.model
+        rate = steps / seconds
+        out["train"] = {"steps_per_s": rate, "compile_s": t_compile, "flops_per_step": flops,
+                        "gflops_per_s": flops * rate / 1e9, "estimate_bytes": estimate_bytes(pad, hidden, True)}
+    else:
+        model = nar.build_model(config)
+    if mode in ("both", "eval"):
+        check_fits(pad, hidden, False, kind)
+        ev = Evaluator(model)
+        params = nnx.to_pure_dict(nnx.split(model)[1])
+        t_compile = _timed(lambda: ev(params, [batch]))
+        seconds = min(_timed(lambda: jax.block_until_ready(ev._counts(params, batch))) for _ in range(3))
+        model.scan_unroll = pad.steps
+        ev_unrolled = Evaluator(model)
+        flops = _flops(ev_unrolled._counts.lower(params, batch).compile())
+        model.scan_unroll = 1
+        out["eval"] = {"graphs_per_s": batch_size / seconds, "compile_s": t_compile, "flops_per_batch": flops,
+                       "gflops_per_s": flops / seconds / 1e9, "estimate_bytes": estimate_bytes(pad, hidden, False)}
+    out["peak_memory_bytes"] = _peak_bytes()
+    return out
+
+
+def _environment() -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                check=False).stdout.strip()
+    except OSError:
+        commit = ""
+    dev = jax.devices()[0]
+    return {"device": f"{dev.platform}: {dev.device_kind}", "devices": jax.device_count(),
+            "cpu": platform.processor() or platform.machine(), "jax": jax.__version__, "nar": nar.__version__,
+            "python": platform.python_version(), "commit": commit}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="nar bench speed", description=__doc__.split("\n\n")[0])
+    p.add_argument("--algorithm", default="bfs")
+    p.add_argument("--processor", default="mpnn")
+    p.add_argument("--message-graph", choices=("complete", "input"))
+    p.add_argument("--graph", help="graph family (default: CLRS's er); sparse_er uses --degree")
+    p.add_argument("--degree", type=float, default=5.0)
+    p.add_argument("--num-nodes", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--steps", type=int, default=10, help="timed train steps")
+    p.add_argument("--mode", choices=("both", "train", "eval"), default="both")
+    p.add_argument("--matmul", action="store_true", help="also measure the float32 matmul rate")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        res = bench(args.algorithm, args.processor, args.num_nodes, args.batch_size, args.hidden, args.message_graph,
+                    args.graph, args.degree, args.steps, args.mode)
+    except (ValueError, MemoryError) as e:
+        print(f"nar bench speed: error: {e}", file=sys.stderr)
+        return 2
+    if args.matmul:
+        res["matmul_gflops_per_s"] = matmul_gflops()
+    res["environment"] = _environment()
+    res["command"] = "nar bench speed " + " ".join(sys.argv[3:] if argv is None else argv)
+    if args.json:
+        print(json.dumps(res, indent=1))
+        return 0
+    print(f"{res['algorithm']} / {res['processor']} ({res['message_graph']} graph, {res['graph']}), "
+          f"n={res['num_nodes']}, batch {res['batch_size']}, hidden {res['hidden']}, padded {res['padded']}")
+    if "train" in res:
+        t = res["train"]
+        print(f"  train: {t['steps_per_s']:.2f} steps/s, compile {t['compile_s']:.1f}s, "
+              f"{t['flops_per_step'] / 1e9:.2f} GFLOP/step, {t['gflops_per_s']:.1f} GFLOP/s")
+    if "eval" in res:
+        e = res["eval"]
+        print(f"  eval:  {e['graphs_per_s']:.1f} graphs/s, compile {e['compile_s']:.1f}s, "
+              f"{e['flops_per_batch'] / 1e9:.2f} GFLOP/batch, {e['gflops_per_s']:.1f} GFLOP/s")
+    print(f"  peak memory {res['peak_memory_bytes'] / 2**20:.0f} MiB"
+          + (f", matmul {res['matmul_gflops_per_s']:.1f} GFLOP/s" if "matmul_gflops_per_s" in res else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
