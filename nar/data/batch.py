@@ -59,7 +59,7 @@ class Batch(NamedTuple):
     pointer (the head re-pointed to the tail) plus `pred_mask`, the head as mask_one, as CLRS does.
     """
 
-    graph: jraph.GraphsTuple  # senders/receivers (global ids, sorted by receiver; padding edges: N), n_node/n_edge
+    graph: jraph.GraphsTuple  # senders/receivers (global ids, sorted by receiver), n_node/n_edge [G]
     node_graph: Any  # [N] graph slot of each node (padding nodes: G - 1)
     self_edge: Any  # [N] index of each node's self-loop edge
     lengths: Any  # [G] hint steps T of each sample (0 for padding/empty slots)
@@ -87,8 +87,12 @@ class GrowingPad:
 
 
 def cover(sizes: list[PadSizes]) -> PadSizes:
-    """The smallest padded shape every one of `sizes` fits in."""
-    return PadSizes(*(max(getattr(s, f) for s in sizes) for f in ("nodes", "edges", "steps", "graphs")))
+    """A padded shape every one of `sizes` fits in. A batch whose edges get padded beyond its own bucket needs a
+    spare node for the padding edges, so nodes grow one bucket where that node could be missing."""
+    top = PadSizes(*(max(getattr(s, f) for s in sizes) for f in ("nodes", "edges", "steps", "graphs")))
+    if any(s.edges < top.edges and s.nodes == top.nodes for s in sizes):
+        top = dataclasses.replace(top, nodes=bucket(top.nodes + 1))
+    return top
 
 
 def message_graph_edges(n_node: np.ndarray, senders: np.ndarray, receivers: np.ndarray, n_edge: np.ndarray,
@@ -117,8 +121,10 @@ def message_graph_edges(n_node: np.ndarray, senders: np.ndarray, receivers: np.n
 def pad_sizes_for(tb: TrajectoryBatch, message_graph: str, num_graphs: int) -> PadSizes:
     """The bucket a batch of these samples falls in."""
     _, _, per = message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge, message_graph)
-    return PadSizes(bucket(int(tb.n_node.sum())), bucket(int(per.sum())), bucket(int(tb.n_step.max()), 4),
-                    num_graphs + 1)
+    nodes, edges = int(tb.n_node.sum()), int(per.sum())
+    pad_edges = bucket(edges)
+    # Padding edges are self-loops of a padding node, so a spare node is needed only when edges are padded.
+    return PadSizes(bucket(nodes + (pad_edges > edges)), pad_edges, bucket(int(tb.n_step.max()), 4), num_graphs + 1)
 
 
 def _edge_lookup(key_sorted: np.ndarray, total: int, r: np.ndarray, s: np.ndarray, what: str) -> np.ndarray:
@@ -153,18 +159,19 @@ def make_batch(tb: TrajectoryBatch, message_graph: str, pad: PadSizes | None = N
     senders, receivers, e_per = message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge, message_graph)
     n_real, e_real, t_max = int(tb.n_node.sum()), len(senders), int(tb.n_step.max())
     N, E, T, G = pad.nodes, pad.edges, pad.steps, pad.graphs
-    if n_real > N or e_real > E or t_max > T or T < 2 or G < num_graphs + 1:
+    if n_real > N or e_real > E or (e_real < E and n_real == N) or t_max > T or T < 2 or G < num_graphs + 1:
         raise ValueError(f"batch of {n_real} nodes, {e_real} edges, {t_max} steps, {S} samples does not fit the "
-                         f"padded shape {pad} (a spare graph slot and at least 2 steps are needed)")
+                         f"padded shape {pad} (padding edges need a spare node; a spare graph slot and at least "
+                         f"2 steps are needed)")
     total = max(n_real, 1)
     node_off = np.concatenate([[0], np.cumsum(tb.n_node, dtype=np.int64)])
     node_sample = np.repeat(np.arange(S), tb.n_node)
     key = receivers * total + senders  # sorted by construction
 
-    # Structure; padding nodes belong to the padding graph G - 1. Padding edges join node N, which does not
-    # exist: segment reductions drop them, so they touch no node, and no spare node is needed.
-    g_senders = np.full(E, N, np.int32)
-    g_receivers = np.full(E, N, np.int32)
+    # Structure; padding nodes belong to the padding graph G - 1, padding edges are self-loops of node N - 1
+    # (real values everywhere: no inf or NaN can reach a gradient through padding).
+    g_senders = np.full(E, N - 1, np.int32)
+    g_receivers = np.full(E, N - 1, np.int32)
     g_senders[:e_real], g_receivers[:e_real] = senders, receivers
     n_node = np.zeros(G, np.int32)
     n_node[:S] = tb.n_node
