@@ -31,11 +31,11 @@ MESSAGE_GRAPHS = ("complete", "input")
 
 
 def bucket(x: int, minimum: int = 8) -> int:
-    """Smallest value >= x of the form 2^k or 3 * 2^(k-1) (at least `minimum`): at most 33% padding and a number
-    of distinct shapes that grows with log(x)."""
+    """Smallest value >= x of the form 2^k * {1, 1.25, 1.5, 1.75} (at least `minimum`): at most 25% padding and
+    a number of distinct shapes that grows with log(x)."""
     b = minimum
     while b < x:
-        b = b * 3 // 2 if (b & (b - 1)) == 0 else b * 4 // 3
+        b += max(1 << (b.bit_length() - 1) >> 2, 1)
     return b
 
 
