@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _sizes(text: str) -> list[int]:
@@ -33,7 +34,12 @@ def _train(args) -> int:
                                ("message_graph", "model", "message_graph")):
         if getattr(args, key) is not None:
             flags[section][name] = getattr(args, key)
-    config = load(args.config, args.set, **flags)
+    config_file = args.config
+    if args.resume and config_file is None:  # continue with the run's own config; flags still override
+        config_file = Path(args.out) / "config.toml"
+        if not config_file.is_file():
+            raise FileNotFoundError(f"cannot resume: {config_file} does not exist (no run in {args.out})")
+    config = load(config_file, args.set, **flags)
     summary = Trainer(config, args.out, resume=args.resume, progress=not args.quiet).run()
     print(json.dumps(summary))
     return 0

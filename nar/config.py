@@ -134,7 +134,10 @@ def from_dict(data: dict, base: Config | None = None) -> Config:
     for section, cls in SECTIONS.items():
         values = dataclasses.asdict(getattr(base, section))
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        for key, value in (data.get(section) or {}).items():
+        given = data.get(section) or {}
+        if not isinstance(given, dict):
+            raise ValueError(f"config section [{section}] must be a table of keys, got {given!r}")
+        for key, value in given.items():
             if key not in fields:
                 raise ValueError(f"unknown config key {section}.{key}; valid keys: "
                                  f"{', '.join(f'{section}.{k}' for k in fields)}")

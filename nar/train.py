@@ -94,17 +94,20 @@ class _Prefetch:
     def _work(self, config, start, stop, pad):
         try:
             for s in range(start, stop):
-                item = (s, train_batch(config, s, pad))
-                while not self._stop.is_set():
-                    try:
-                        self._q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
+                if not self._put((s, train_batch(config, s, pad))):
                     return
         except Exception as e:  # surfaced in the training thread
-            self._q.put((None, e))
+            self._put((None, e))
+
+    def _put(self, item) -> bool:
+        """Queue an item unless the consumer has stopped; False when it has."""
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def get(self):
         s, item = self._q.get()
@@ -235,7 +238,7 @@ class Trainer:
                                          f"{float(best['best_score']):.4f}")
                     if done % cfg.eval_every == 0 or done == cfg.steps:
                         res = self.evaluator(params, val)
-                        if res["score"] > float(best["best_score"]):
+                        if np.float32(res["score"]) > np.float32(best["best_score"]):  # as stored
                             best = {"best_params": params, "best_score": jnp.asarray(res["score"], jnp.float32),
                                     "best_step": jnp.asarray(done, jnp.int32)}
                         _write(log, {"step": done, "val_score": res["score"],
@@ -266,7 +269,14 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """Drop records after `step` (written by a run that was killed after its last checkpoint)."""
     if not path.exists():
         return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a half-written last line of a killed run
+            continue
+        if record["step"] <= step:
+            keep.append(line)
     path.write_text("".join(line + "\n" for line in keep))
 
 
