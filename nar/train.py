@@ -263,6 +263,7 @@ class Trainer:
 
 def _write(log, record: dict) -> None:
     log.write(json.dumps(record) + "\n")
+    log.flush()  # readable while the run goes on (`tail -f metrics.jsonl`)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
