@@ -57,7 +57,14 @@ def _eval(args) -> int:
                                              ("samples", args.samples)) if v is not None}}
     cfg = from_dict(overrides, config).eval
     log = None if args.json else (lambda m: print(m, file=sys.stderr))
-    results = evaluate_sizes(model, params, cfg, log=log)
+    if args.data:
+        from nar.evaluate import evaluate_dataset
+
+        results = {}
+        for path in args.data:
+            results.update(evaluate_dataset(model, params, path, cfg))
+    else:
+        results = evaluate_sizes(model, params, cfg, log=log)
     if args.json:
         print(json.dumps({"run": str(args.run), "algorithm": config.model.algorithm,
                           "processor": config.model.processor, "eval": dataclasses.asdict(cfg),
@@ -90,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--graph", help="graph family ('auto': CLRS's ER up to n=64, sparse_er beyond)")
     e.add_argument("--degree", type=float, help="expected degree of sparse_er graphs")
     e.add_argument("--samples", type=int, help="test graphs per size")
+    e.add_argument("--data", action="append", help="a stored dataset folder (e.g. from `nar generate clrs30`) "
+                   "instead of drawing test sets; repeatable")
     e.add_argument("--last", action="store_true", help="the last parameters instead of the best-validation ones")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_eval)
@@ -113,7 +122,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, MemoryError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, MemoryError) as e:  # incl. CorruptDatasetError
         print(f"nar {args.command}: error: {e}", file=sys.stderr)
         return 2
 

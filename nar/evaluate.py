@@ -89,6 +89,25 @@ def evaluate_sizes(model: Model, params, cfg: EvalConfig, evaluator: Evaluator |
     return results
 
 
+def evaluate_dataset(model: Model, params, path, cfg: EvalConfig, evaluator: Evaluator | None = None) -> dict:
+    """Scores on a stored dataset (`nar.data.store` folder, e.g. a `data_gen` suite split), keyed by its size.
+    A corrupt folder raises `CorruptDatasetError`; a dataset of another algorithm is refused."""
+    from nar.data.store import load
+
+    ds = load(path)
+    if ds.algorithm != model.config.algorithm:
+        raise ValueError(f"dataset {path} holds {ds.algorithm} trajectories but the model was trained on "
+                         f"{model.config.algorithm}")
+    tb = ds.trajectories
+    evaluator = evaluator or Evaluator(model)
+    t0 = time.perf_counter()
+    res = evaluator(params, batches(tb, model.config.graph_kind, cfg.batch_size, cfg.max_edges_per_batch,
+                                    hidden=model.config.hidden))
+    n = int(tb.n_node.max())
+    return {n: {**res, "graphs": len(tb), "family": f"data:{ds.config.get('graph') or 'keys'}",
+                "data_seconds": 0.0, "eval_seconds": time.perf_counter() - t0}}
+
+
 def format_table(results: dict, title: str = "") -> str:
     """A plain-text table: one row per size, the score then each output and hint."""
     sizes = sorted(results)

@@ -33,6 +33,8 @@ MESSAGE_GRAPHS = ("complete", "input")
 def bucket(x: int, minimum: int = 8) -> int:
     """Smallest value >= x of the form 2^k * {1, 1.25, 1.5, 1.75} (at least `minimum`): at most 25% padding and
     a number of distinct shapes that grows with log(x)."""
+    if minimum < 1 or minimum & (minimum - 1):
+        raise ValueError(f"bucket minimum must be a power of two, got {minimum}")
     b = minimum
     while b < x:
         b += max(1 << (b.bit_length() - 1) >> 2, 1)
@@ -61,7 +63,7 @@ class Batch(NamedTuple):
 
     graph: jraph.GraphsTuple  # senders/receivers (global ids, sorted by receiver), n_node/n_edge [G]
     node_graph: Any  # [N] graph slot of each node (padding nodes: G - 1)
-    self_edge: Any  # [N] index of each node's self-loop edge
+    self_edge: Any  # [N] index of each node's self-loop edge (padding nodes: 0, never scored)
     lengths: Any  # [G] hint steps T of each sample (0 for padding/empty slots)
     inputs: Mapping[str, Any]
     hints: Mapping[str, Any]
