@@ -12,9 +12,11 @@ import time
 import jax
 from flax import nnx
 
+from nar.algorithms import get_algorithm
 from nar.config import EvalConfig
 from nar.data import generate
 from nar.data.batch import cover, make_batch, pad_sizes_for
+from nar.data.store import load as load_dataset
 from nar.metrics import batch_counts, scores
 from nar.model.memory import check_fits
 from nar.model.net import Model
@@ -70,8 +72,6 @@ def test_set(algorithm: str, n: int, cfg: EvalConfig) -> TrajectoryBatch:
 def evaluate_sizes(model: Model, params, cfg: EvalConfig, evaluator: Evaluator | None = None,
                    log=None) -> dict:
     """{n: {'score', 'output/<name>', 'hint/<name>', 'graphs', 'family', 'seconds'}} for every size in cfg."""
-    from nar.algorithms import get_algorithm
-
     evaluator = evaluator or Evaluator(model)
     algorithm = model.config.algorithm
     results = {}
@@ -92,9 +92,7 @@ def evaluate_sizes(model: Model, params, cfg: EvalConfig, evaluator: Evaluator |
 def evaluate_dataset(model: Model, params, path, cfg: EvalConfig, evaluator: Evaluator | None = None) -> dict:
     """Scores on a stored dataset (`nar.data.store` folder, e.g. a `data_gen` suite split), keyed by its size.
     A corrupt folder raises `CorruptDatasetError`; a dataset of another algorithm is refused."""
-    from nar.data.store import load
-
-    ds = load(path)
+    ds = load_dataset(path)
     if ds.algorithm != model.config.algorithm:
         raise ValueError(f"dataset {path} holds {ds.algorithm} trajectories but the model was trained on "
                          f"{model.config.algorithm}")

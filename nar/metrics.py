@@ -62,7 +62,7 @@ def batch_counts(model, preds: Predictions, batch: Batch) -> dict:
         probe = model.hint_probes[name]
         steps = logits_T.shape[0]
         weight_TG = valid * (jnp.arange(steps)[:, None] + 1 < batch.lengths[None, :])
-        c = jax.vmap(lambda lg, tr, w: probe_counts(lg, tr, probe, graph, w))(
+        c = jax.vmap(lambda lg, tr, w, probe=probe: probe_counts(lg, tr, probe, graph, w))(
             logits_T, batch.hints[name][1:steps + 1], weight_TG)
         out[f"hint/{name}"] = c.sum(0)
     return out

@@ -23,7 +23,7 @@ from flax import nnx
 
 from nar.algorithms import get_algorithm
 from nar.checkpoint import Checkpointer
-from nar.config import Config
+from nar.config import Config, load
 from nar.data import CLRS_TRAIN_P, generate
 from nar.data.batch import Batch, GrowingPad, PadSizes, make_batch, pad_sizes_for
 from nar.evaluate import Evaluator, batches
@@ -161,7 +161,6 @@ class Trainer:
         if resume:
             if not config_path.is_file():
                 raise FileNotFoundError(f"cannot resume: {config_path} does not exist (no run in {self.out})")
-            from nar.config import load
             saved = load(config_path).to_dict()
             changed = [k for k in _diff(saved, config.to_dict()) if k not in RESUMABLE_CHANGES]
             if changed:
@@ -288,8 +287,6 @@ def train(config: Config, out_dir: str | Path, *, resume: bool = False, progress
 
 def load_run(out_dir: str | Path, which: str = "best_params"):
     """(model, params, config) of a run directory: the best-validation parameters by default."""
-    from nar.config import load
-
     out = Path(out_dir)
     if not (out / CONFIG_FILE).is_file():
         raise FileNotFoundError(f"{out} is not a run directory: {out / CONFIG_FILE} is missing")

@@ -65,7 +65,7 @@ def losses(model, preds: Predictions, batch: Batch) -> dict:
         steps = logits_T.shape[0]
         truth_T = batch.hints[name][1:steps + 1]
         weight_TG = valid * (jnp.arange(steps)[:, None] + 1 < batch.lengths[None, :])
-        s, c = jax.vmap(lambda lg, tr, w: probe_loss(lg, tr, probe, graph, w))(logits_T, truth_T, weight_TG)
+        s, c = jax.vmap(lambda lg, tr, w, probe=probe: probe_loss(lg, tr, probe, graph, w))(logits_T, truth_T, weight_TG)
         out[f"hint/{name}"] = s.sum() / jnp.maximum(c.sum(), 1.0)
     return out
 

@@ -89,7 +89,8 @@ class Model(nnx.Module):
         encode_hints = config.hint_mode == "encoded_decoded"
         decode_hints = config.hint_mode != "none"
         enc_probes = {**self.input_probes, **(self.hint_probes if encode_hints else {})}
-        self.encoder = Encoder(enc_probes, H, rngs=rngs, scalar_init_std=H ** -0.5)
+        scalar_hints = frozenset(n for n, (_, t, _) in self.hint_probes.items() if t == Type.SCALAR)
+        self.encoder = Encoder(enc_probes, H, rngs=rngs, small_init=scalar_hints)
         opts = {"layer_norm": config.layer_norm, **({"gated": True} if config.gated else {}), **processor_options}
         self.processor = get_processor(config.processor).build(H, rngs=rngs, **opts)
         edge_in = H + self.processor.edge_latent_size

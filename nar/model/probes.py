@@ -52,13 +52,15 @@ def _target(location: str, type_: str) -> str:
 class Encoder(nnx.Module):
     """One linear map per probe (CLRS), summed into node [N, H], edge [E, H] and graph [G, H] features."""
 
-    def __init__(self, probes: dict, hidden: int, *, rngs: nnx.Rngs, scalar_init_std: float | None = None):
+    def __init__(self, probes: dict, hidden: int, *, rngs: nnx.Rngs, small_init: frozenset = frozenset()):
+        """`small_init`: probes whose weights start from a truncated normal of std 1/sqrt(hidden) (CLRS's
+        'xavier_on_scalars' does this for scalar hints); the rest use LeCun initialisation."""
         self.probes = dict(probes)
         layers = {}
-        for name, (location, type_, classes) in self.probes.items():
+        for name, (_, type_, classes) in self.probes.items():
             init = {}
-            if scalar_init_std is not None and type_ == Type.SCALAR:
-                init["kernel_init"] = nnx.initializers.truncated_normal(scalar_init_std)
+            if name in small_init:
+                init["kernel_init"] = nnx.initializers.truncated_normal(hidden ** -0.5)
             layers[name] = nnx.Linear(classes if type_ == Type.CATEGORICAL else 1, hidden, rngs=rngs, **init)
         self.layers = nnx.Dict(layers)
 
