@@ -28,6 +28,9 @@ from nar.specs import NUM_CLASSES, SPECS, Location, Stage, Type
 from nar.trajectory import TrajectoryBatch
 
 MESSAGE_GRAPHS = ("complete", "input")
+# Padding edges are self-loops of a padding node; when the real nodes fill their bucket exactly, this many nodes
+# are added (not a whole bucket: node work is a large share of the cost on sparse graphs).
+SPARE_NODES = 8
 
 
 def bucket(x: int, minimum: int = 8) -> int:
@@ -90,10 +93,10 @@ class GrowingPad:
 
 def cover(sizes: list[PadSizes]) -> PadSizes:
     """A padded shape every one of `sizes` fits in. A batch whose edges get padded beyond its own bucket needs a
-    spare node for the padding edges, so nodes grow one bucket where that node could be missing."""
+    spare node for the padding edges, so nodes grow by `SPARE_NODES` where that node could be missing."""
     top = PadSizes(*(max(getattr(s, f) for s in sizes) for f in ("nodes", "edges", "steps", "graphs")))
     if any(s.edges < top.edges and s.nodes == top.nodes for s in sizes):
-        top = dataclasses.replace(top, nodes=bucket(top.nodes + 1))
+        top = dataclasses.replace(top, nodes=top.nodes + SPARE_NODES)
     return top
 
 
@@ -125,8 +128,10 @@ def pad_sizes_for(tb: TrajectoryBatch, message_graph: str, num_graphs: int) -> P
     _, _, per = message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge, message_graph)
     nodes, edges = int(tb.n_node.sum()), int(per.sum())
     pad_edges = bucket(edges)
-    # Padding edges are self-loops of a padding node, so a spare node is needed only when edges are padded.
-    return PadSizes(bucket(nodes + (pad_edges > edges)), pad_edges, bucket(int(tb.n_step.max()), 4), num_graphs + 1)
+    pad_nodes = bucket(nodes)
+    if pad_edges > edges and pad_nodes == nodes:  # padding edges need a padding node: add a few, not a bucket
+        pad_nodes += SPARE_NODES
+    return PadSizes(pad_nodes, pad_edges, bucket(int(tb.n_step.max()), 4), num_graphs + 1)
 
 
 def _edge_lookup(key_sorted: np.ndarray, total: int, r: np.ndarray, s: np.ndarray, what: str) -> np.ndarray:
