@@ -19,11 +19,12 @@ from nar.data import clrs_train, generate
 from nar.data.batch import PadSizes, bucket, make_batch, message_graph_edges, output_probes, probes
 from nar.metrics import batch_counts, probe_counts, score
 from nar.model.losses import losses, probe_loss, total_loss
-from nar.model.net import HINT_MODES, Model, ModelConfig, Predictions
+from nar.model.net import HINT_MODES, Model, ModelConfig, Predictions, graph_of
 from nar.model.segment import (log_sinkhorn, segment_argmax, segment_log_softmax, segment_logsumexp, segment_max,
                                segment_onehot_argmax, segment_softmax)
 from nar.processors import PROCESSORS
 from nar.processors.base import Graph
+from nar.processors.mpnn import MPNN
 from nar.specs import SPECS, Location, Stage, Type
 
 HIDDEN = 8
@@ -1067,3 +1068,27 @@ def test_model_config_graph_kind():
     assert ModelConfig("insertion_sort", "pgn", message_graph="input").graph_kind == "complete"
     ModelConfig(teacher_forcing=1.0)  # both ends of [0, 1] are allowed
     ModelConfig(teacher_forcing=0.0)
+
+
+def test_mpnn_update_gate_interpolates_between_history_and_update():
+    """GMPNN's gate (bias initialised to -3): shut, the hidden state is carried over; open, it is the ungated
+    update of the same weights."""
+    H = 8
+    proc = MPNN(H, rngs=nnx.Rngs(0), gated=True)
+    assert np.allclose(np.asarray(proc.gate_out.bias.value), -3.0)
+    b = make_batch(generate("bfs", 2, 5, seed=1).trajectories, "input")
+    graph = graph_of(b)
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(graph.num_nodes, H)), jnp.float32)
+    e = jnp.asarray(rng.normal(size=(graph.num_edges, H)), jnp.float32)
+    g = jnp.asarray(rng.normal(size=(graph.num_graphs, H)), jnp.float32)
+    h = jnp.asarray(rng.normal(size=(graph.num_nodes, H)), jnp.float32)
+    proc.gate_out.bias.value = jnp.full((H,), -1e4)
+    shut, _ = proc(x, e, g, graph, h)
+    np.testing.assert_allclose(np.asarray(shut), np.asarray(h), rtol=1e-6)
+    proc.gate_out.bias.value = jnp.full((H,), 1e4)
+    opened, _ = proc(x, e, g, graph, h)
+    proc.gated = False
+    ungated, _ = proc(x, e, g, graph, h)
+    np.testing.assert_allclose(np.asarray(opened), np.asarray(ungated), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(np.asarray(opened), np.asarray(h))
