@@ -15,6 +15,7 @@ import numpy as np
 from nar.data.batch import Batch
 from nar.model.losses import row_weights, valid_graphs
 from nar.model.net import Predictions, graph_of
+from nar.model.probes import POINTERS
 from nar.model.segment import segment_argmax
 from nar.processors.base import Graph
 from nar.specs import Type
@@ -24,7 +25,7 @@ def probe_counts(logits, stored, probe, graph: Graph, weight_G, head=None):
     """Counts of one probe; `head` = (predicted head logits, true head one-hot) fuses a permutation pointer."""
     location, type_, _ = probe
     w = row_weights(weight_G, probe, graph)
-    if type_ in (Type.POINTER, "permutation_pointer"):
+    if type_ in POINTERS:
         pred = graph.senders[segment_argmax(logits, graph.receivers, graph.num_nodes, True)]
         truth = graph.senders[stored]
         if head is not None:
@@ -53,7 +54,7 @@ def batch_counts(model, preds: Predictions, batch: Batch) -> dict:
     valid = valid_graphs(batch)
     out = {}
     for name, probe in model.output_probes.items():
-        if f"{name}_mask" in model.output_probes and probe[1] == "permutation_pointer":
+        if f"{name}_mask" in model.output_probes and probe[1] == Type.PERMUTATION_POINTER:
             head = (preds.outputs[f"{name}_mask"], batch.outputs[f"{name}_mask"])
             out[f"output/{name}"] = probe_counts(preds.outputs[name], batch.outputs[name], probe, graph, valid, head)
         elif not (name.endswith("_mask") and name[:-5] in model.output_probes):

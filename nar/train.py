@@ -25,7 +25,7 @@ from nar.algorithms import get_algorithm
 from nar.checkpoint import Checkpointer
 from nar.config import Config, load
 from nar.data import CLRS_TRAIN_P, generate
-from nar.data.batch import Batch, GrowingPad, PadSizes, make_batch, pad_sizes_for
+from nar.data.batch import Batch, GrowingPad, PadSizes, make_batch
 from nar.evaluate import Evaluator, batches
 from nar.model.losses import total_loss
 from nar.model.memory import check_fits
@@ -68,9 +68,9 @@ def train_batch(config: Config, step: int, pad: GrowingPad | None = None) -> Bat
     tb = generate(algo, t.batch_size, t.sizes, t.seed, start=step * t.batch_size, **_data_options(algo)).trajectories
     rng = np.random.default_rng([t.seed, step]) if t.random_pos else None
     kind = config.model.graph_kind
-    shape = pad(pad_sizes_for(tb, kind, t.batch_size)) if pad is not None else pad_sizes_for(tb, kind, t.batch_size)
-    check_fits(shape, config.model.hidden, True, kind)
-    return make_batch(tb, kind, shape, num_graphs=t.batch_size, random_pos=rng)
+    batch = make_batch(tb, kind, pad, num_graphs=t.batch_size, random_pos=rng)
+    check_fits(batch.pad_sizes, config.model.hidden, True, kind)
+    return batch
 
 
 def validation_batches(config: Config) -> list[Batch]:

@@ -123,10 +123,22 @@ def message_graph_edges(n_node: np.ndarray, senders: np.ndarray, receivers: np.n
     return glob_s, glob_r, per
 
 
+def message_graph_for(algorithm: str, message_graph: str) -> str:
+    """The message graph a batch of `algorithm` is laid out on: sorting always needs every pair (a permutation)."""
+    if any(t == Type.SHOULD_BE_PERMUTATION for _, _, t in SPECS[algorithm].values()):
+        return "complete"
+    return message_graph
+
+
 def pad_sizes_for(tb: TrajectoryBatch, message_graph: str, num_graphs: int) -> PadSizes:
     """The bucket a batch of these samples falls in."""
+    message_graph = message_graph_for(tb.algorithm, message_graph)
     _, _, per = message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge, message_graph)
-    nodes, edges = int(tb.n_node.sum()), int(per.sum())
+    return _bucket_of(tb, int(per.sum()), num_graphs)
+
+
+def _bucket_of(tb: TrajectoryBatch, edges: int, num_graphs: int) -> PadSizes:
+    nodes = int(tb.n_node.sum())
     pad_edges = bucket(edges)
     pad_nodes = bucket(nodes)
     if pad_edges > edges and pad_nodes == nodes:  # padding edges need a padding node: add a few, not a bucket
@@ -147,23 +159,25 @@ def _edge_lookup(key_sorted: np.ndarray, total: int, r: np.ndarray, s: np.ndarra
     return idx
 
 
-def make_batch(tb: TrajectoryBatch, message_graph: str, pad: PadSizes | None = None,
+def make_batch(tb: TrajectoryBatch, message_graph: str, pad: PadSizes | GrowingPad | None = None,
                num_graphs: int | None = None, random_pos: np.random.Generator | None = None) -> Batch:
-    """Lay out a `TrajectoryBatch` on its processing graph, padded to `pad` (default: its bucket).
+    """Lay out a `TrajectoryBatch` on its processing graph, padded to `pad` (default: its bucket; a `GrowingPad`
+    pads to the largest bucket of its stream so far).
 
     `num_graphs` graph slots (default: the number of samples) leave room for a short last batch. With
     `random_pos`, the `pos` input is replaced by sorted uniform draws per sample, as CLRS trains (Ibarz et al.).
     """
     algo = tb.algorithm
     spec = SPECS[algo]
-    if any(t == Type.SHOULD_BE_PERMUTATION for _, _, t in spec.values()):
-        message_graph = "complete"  # sorting: a permutation needs every pair
+    message_graph = message_graph_for(algo, message_graph)
     S = len(tb)
     num_graphs = S if num_graphs is None else num_graphs
     if num_graphs < S:
         raise ValueError(f"num_graphs={num_graphs} is smaller than the {S} samples of the batch")
-    pad = pad or pad_sizes_for(tb, message_graph, num_graphs)
     senders, receivers, e_per = message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge, message_graph)
+    if not isinstance(pad, PadSizes):
+        need = _bucket_of(tb, len(senders), num_graphs)
+        pad = need if pad is None else pad(need)
     n_real, e_real, t_max = int(tb.n_node.sum()), len(senders), int(tb.n_step.max())
     N, E, T, G = pad.nodes, pad.edges, pad.steps, pad.graphs
     if n_real > N or e_real > E or (e_real < E and n_real == N) or t_max > T or T < 2 or G < num_graphs + 1:
@@ -283,7 +297,7 @@ def output_probes(algorithm: str) -> dict[str, tuple[str, str, int | None]]:
         if stage != Stage.OUTPUT:
             continue
         if type_ == Type.SHOULD_BE_PERMUTATION:
-            out[name] = (location, "permutation_pointer", None)
+            out[name] = (location, Type.PERMUTATION_POINTER, None)
             out[f"{name}_mask"] = (location, Type.MASK_ONE, None)
         else:
             out[name] = (location, type_, NUM_CLASSES.get((algorithm, name)))

@@ -39,7 +39,7 @@ def probe_loss(logits, stored, probe, graph: Graph, weight_G):
         rows = -jnp.take_along_axis(jax.nn.log_softmax(logits, -1), stored[..., None], -1)[..., 0]
     elif type_ == Type.POINTER:
         rows = -segment_log_softmax(logits, graph.receivers, graph.num_nodes, True)[stored]
-    elif type_ == "permutation_pointer":
+    elif type_ == Type.PERMUTATION_POINTER:
         rows = -logits[stored]  # logits are already Sinkhorn log-probabilities
     else:
         raise ValueError(f"no loss for probe type {type_!r}")

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from nar.data.batch import Batch, probes
-from nar.model.probes import Decoder, Encoder, predicted_features, truth_features
+from nar.data.batch import Batch, message_graph_for, probes
+from nar.model.probes import POINTERS, Decoder, Encoder, predicted_features, truth_features
 from nar.model.segment import log_sinkhorn
 from nar.processors import get_processor
 from nar.processors.base import Graph
@@ -64,9 +64,8 @@ class ModelConfig:
     @property
     def graph_kind(self) -> str:
         """The message graph batches are laid out on."""
-        if any(t == Type.SHOULD_BE_PERMUTATION for _, _, t in SPECS[self.algorithm].values()):
-            return "complete"
-        return self.message_graph or get_processor(self.processor).default_message_graph
+        return message_graph_for(self.algorithm,
+                                 self.message_graph or get_processor(self.processor).default_message_graph)
 
 
 class Predictions(NamedTuple):
@@ -148,7 +147,7 @@ class Model(nnx.Module):
         outs = self.output_decoder(*last, graph)
         steps = cfg.sinkhorn_steps if train else cfg.sinkhorn_eval_steps
         for n, (_, type_, _) in self.output_probes.items():
-            if type_ == "permutation_pointer":
+            if type_ == Type.PERMUTATION_POINTER:
                 x = jnp.where(graph.senders == graph.receivers, outs[n] - 1e6, outs[n])
                 outs[n] = log_sinkhorn(x, graph.receivers, graph.senders, graph.num_nodes, steps,
                                        cfg.sinkhorn_temperature, k_noise if train else None)
@@ -158,7 +157,7 @@ class Model(nnx.Module):
 def _broadcast(flag_G, probe, graph: Graph, like):
     """A per-graph flag broadcast to the rows of a probe's logits or features."""
     location, type_, _ = probe
-    if type_ in (Type.POINTER, "permutation_pointer"):
+    if type_ in POINTERS:
         flag = flag_G[graph.edge_graph]
     elif location == "graph":
         flag = flag_G

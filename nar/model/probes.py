@@ -18,7 +18,7 @@ from nar.model.segment import segment_max, segment_onehot_argmax, segment_softma
 from nar.processors.base import Graph
 from nar.specs import Location, Type
 
-POINTERS = (Type.POINTER, "permutation_pointer")
+POINTERS = (Type.POINTER, Type.PERMUTATION_POINTER)
 
 
 def truth_features(stored, location: str, type_: str, classes: int | None, graph: Graph):
