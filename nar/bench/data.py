@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import nar
+from nar.bench import git_commit
 from nar.data import generate
 from nar.specs import GRAPH_ALGORITHMS, SORTING_ALGORITHMS
 
@@ -50,16 +51,6 @@ def _dmclrs(python: str, algorithms, sizes) -> dict:
     out = subprocess.run([python, str(script), ",".join(algorithms), ",".join(map(str, sizes))],
                          check=True, capture_output=True, text=True).stdout
     return {(r["algorithm"], r["n"]): r["traj_per_s"] for r in json.loads(out)}
-
-
-def _git_commit() -> str | None:
-    """The commit measured (with '+dirty' when the tree has uncommitted changes), or None outside git."""
-    try:
-        run = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True, check=True,
-                                        cwd=Path(__file__).parent).stdout.strip()
-        return run("rev-parse", "HEAD") + ("+dirty" if run("status", "--porcelain") else "")
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def main(argv=None) -> int:
@@ -107,7 +98,7 @@ def main(argv=None) -> int:
     report = {
         "benchmark": "data generation, trajectories/s (sample + execute + pack)",
         "command": "python -m nar.bench.data " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "nar_version": nar.__version__, "git_commit": _git_commit(), "numpy": np.__version__,
+        "nar_version": nar.__version__, "git_commit": git_commit(), "numpy": np.__version__,
         "python": platform.python_version(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
         "date": time.strftime("%Y-%m-%d"), "results": rows,

@@ -12,7 +12,6 @@ import argparse
 import json
 import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from flax import nnx
 
 import nar
 from nar.algorithms import get_algorithm
+from nar.bench import git_commit
 from nar.config import from_dict
 from nar.data import generate
 from nar.data.batch import make_batch
@@ -124,15 +124,10 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
 
 
 def _environment() -> dict:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                check=False).stdout.strip()
-    except OSError:
-        commit = ""
     dev = jax.devices()[0]
     return {"device": f"{dev.platform}: {dev.device_kind}", "devices": jax.device_count(),
             "cpu": platform.processor() or platform.machine(), "jax": jax.__version__, "nar": nar.__version__,
-            "python": platform.python_version(), "commit": commit}
+            "python": platform.python_version(), "commit": git_commit()}
 
 
 def main(argv=None) -> int:
