@@ -26,7 +26,7 @@ def _sizes(text: str) -> list[int]:
 
 def _train(args) -> int:
     from nar.config import load
-    from nar.train import Trainer
+    from nar.train import CONFIG_FILE, Trainer
 
     flags = {"model": {}, "train": {}}
     for key, section, name in (("algorithm", "model", "algorithm"), ("processor", "model", "processor"),
@@ -36,7 +36,7 @@ def _train(args) -> int:
             flags[section][name] = getattr(args, key)
     config_file = args.config
     if args.resume and config_file is None:  # continue with the run's own config; flags still override
-        config_file = Path(args.out) / "config.toml"
+        config_file = Path(args.out) / CONFIG_FILE
         if not config_file.is_file():
             raise FileNotFoundError(f"cannot resume: {config_file} does not exist (no run in {args.out})")
     config = load(config_file, args.set, **flags)

@@ -21,10 +21,9 @@ import numpy as np
 import optax
 from flax import nnx
 
-from nar.algorithms import get_algorithm
 from nar.checkpoint import Checkpointer
 from nar.config import Config, load
-from nar.data import CLRS_TRAIN_P, generate
+from nar.data import clrs_train
 from nar.data.batch import Batch, GrowingPad, PadSizes, make_batch
 from nar.evaluate import Evaluator, batches
 from nar.model.losses import total_loss
@@ -49,10 +48,6 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(t.grad_clip), optax.scale_by_adam(), optax.scale(-t.learning_rate))
 
 
-def _data_options(algorithm: str) -> dict:
-    return {} if get_algorithm(algorithm).kind == "sort" else {"p": CLRS_TRAIN_P}
-
-
 def initial_state(config: Config, params: dict, tx: optax.GradientTransformation) -> dict:
     """Everything a checkpoint holds, at step 0."""
     return {"params": params, "opt_state": tx.init(params), "best_params": params,
@@ -65,7 +60,7 @@ def train_batch(config: Config, step: int, pad: GrowingPad | None = None) -> Bat
     """Training batch `step` (host arrays): CLRS's online distribution, sizes cycled, p drawn per graph. With
     `pad`, the padded shape only grows along the run (few compiles)."""
     t, algo = config.train, config.model.algorithm
-    tb = generate(algo, t.batch_size, t.sizes, t.seed, start=step * t.batch_size, **_data_options(algo)).trajectories
+    tb = clrs_train(algo, t.batch_size, t.seed, t.sizes, start=step * t.batch_size).trajectories
     rng = np.random.default_rng([t.seed, step]) if t.random_pos else None
     kind = config.model.graph_kind
     batch = make_batch(tb, kind, pad, num_graphs=t.batch_size, random_pos=rng)
@@ -76,7 +71,7 @@ def train_batch(config: Config, step: int, pad: GrowingPad | None = None) -> Bat
 def validation_batches(config: Config) -> list[Batch]:
     """CLRS's validation: the training distribution at n = val_size, a seed of its own."""
     t, algo = config.train, config.model.algorithm
-    tb = generate(algo, t.val_samples, t.val_size, t.seed + 1, **_data_options(algo)).trajectories
+    tb = clrs_train(algo, t.val_samples, t.seed + 1, t.val_size).trajectories
     rng = np.random.default_rng([t.seed, -1 % 2**32]) if t.random_pos else None
     return batches(tb, config.model.graph_kind, t.batch_size, config.eval.max_edges_per_batch, random_pos=rng,
                    hidden=config.model.hidden)

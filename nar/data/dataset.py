@@ -314,7 +314,9 @@ def _split(lo: int, hi: int, workers: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
-def clrs_train(algorithm: str, num_samples: int, seed: int = 0, **kwargs) -> Dataset:
-    """CLRS's training distribution: sizes 4, 7, 11, 13, 16 and (graphs) ER density p drawn from 0.1..0.9."""
+def clrs_train(algorithm: str, num_samples: int, seed: int = 0, sizes: int | Sequence[int] = CLRS_TRAIN_SIZES,
+               **kwargs) -> Dataset:
+    """CLRS's training distribution: sizes 4, 7, 11, 13, 16 (cycled) and (graphs) ER density p drawn from
+    0.1..0.9."""
     extra = {} if get_algorithm(algorithm).kind == "sort" else {"p": CLRS_TRAIN_P}
-    return generate(algorithm, num_samples, CLRS_TRAIN_SIZES, seed, **{**extra, **kwargs})
+    return generate(algorithm, num_samples, sizes, seed, **{**extra, **kwargs})
