@@ -19,22 +19,24 @@ from nar.data.batch import cover, make_batch, pad_sizes_for
 from nar.data.store import load as load_dataset
 from nar.metrics import batch_counts, scores
 from nar.model.memory import check_fits
-from nar.model.net import Model
+from nar.model.net import Model, ModelConfig
 from nar.trajectory import TrajectoryBatch
 
 
-def batches(tb: TrajectoryBatch, message_graph: str, batch_size: int, max_edges: int, random_pos=None,
-            hidden: int = 128):
-    """Split samples into padded batches of at most `batch_size` graphs and about `max_edges` edges; every batch
-    of one call shares the same padded shape (one compile), sized for the largest."""
-    per_graph = max(pad_sizes_for(tb.select([0]), message_graph, 1).edges, 1)
+def batches(tb: TrajectoryBatch, model: ModelConfig, batch_size: int, max_edges: int, random_pos=None):
+    """Split samples into padded batches for `model` (its message graph, triplets if it uses them) of at most
+    `batch_size` graphs and about `max_edges` edges (a triplet counts as `triplet_features / hidden` of an edge);
+    every batch of one call shares the same padded shape (one compile), sized for the largest."""
+    kind, triplets = model.graph_kind, model.triplets
+    one = pad_sizes_for(tb.select([0]), kind, 1, triplets)
+    per_graph = max(one.edges + one.triplets * model.triplet_features // model.hidden, 1)
     per_batch = max(1, min(batch_size, max_edges // per_graph))
     groups = [range(i, min(i + per_batch, len(tb))) for i in range(0, len(tb), per_batch)]
     parts = [tb.select(g) for g in groups]
-    sizes = [pad_sizes_for(p, message_graph, per_batch) for p in parts]
+    sizes = [pad_sizes_for(p, kind, per_batch, triplets) for p in parts]
     pad = cover(sizes)
-    check_fits(pad, hidden, False, message_graph)
-    return [make_batch(p, message_graph, pad, per_batch, random_pos) for p in parts]
+    check_fits(pad, model.hidden, False, kind)
+    return [make_batch(p, kind, pad, per_batch, random_pos, triplets) for p in parts]
 
 
 class Evaluator:
@@ -79,8 +81,7 @@ def evaluate_sizes(model: Model, params, cfg: EvalConfig, evaluator: Evaluator |
         t0 = time.perf_counter()
         tb = test_set(algorithm, n, cfg)
         t1 = time.perf_counter()
-        res = evaluator(params, batches(tb, model.config.graph_kind, cfg.batch_size, cfg.max_edges_per_batch,
-                                          hidden=model.config.hidden))
+        res = evaluator(params, batches(tb, model.config, cfg.batch_size, cfg.max_edges_per_batch))
         family = "uniform keys" if get_algorithm(algorithm).kind == "sort" else cfg.family(n)
         results[n] = {**res, "graphs": len(tb), "family": family, "data_seconds": t1 - t0,
                       "eval_seconds": time.perf_counter() - t1}
@@ -99,8 +100,7 @@ def evaluate_dataset(model: Model, params, path, cfg: EvalConfig, evaluator: Eva
     tb = ds.trajectories
     evaluator = evaluator or Evaluator(model)
     t0 = time.perf_counter()
-    res = evaluator(params, batches(tb, model.config.graph_kind, cfg.batch_size, cfg.max_edges_per_batch,
-                                    hidden=model.config.hidden))
+    res = evaluator(params, batches(tb, model.config, cfg.batch_size, cfg.max_edges_per_batch))
     n = int(tb.n_node.max())
     return {n: {**res, "graphs": len(tb), "family": f"data:{ds.config.get('graph') or 'keys'}",
                 "data_seconds": 0.0, "eval_seconds": time.perf_counter() - t0}}

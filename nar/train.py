@@ -12,7 +12,7 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import astuple
+from dataclasses import astuple, fields
 from pathlib import Path
 
 import jax
@@ -53,7 +53,7 @@ def initial_state(config: Config, params: dict, tx: optax.GradientTransformation
     return {"params": params, "opt_state": tx.init(params), "best_params": params,
             "best_score": jnp.asarray(-jnp.inf, jnp.float32), "best_step": jnp.asarray(0, jnp.int32),
             "step": jnp.asarray(0, jnp.int32), "key": jax.random.key_data(jax.random.key(config.train.seed)),
-            "pad": jnp.zeros(4, jnp.int32)}
+            "pad": jnp.zeros(len(fields(PadSizes)), jnp.int32)}
 
 
 def train_batch(config: Config, step: int, pad: GrowingPad | None = None) -> Batch:
@@ -63,7 +63,7 @@ def train_batch(config: Config, step: int, pad: GrowingPad | None = None) -> Bat
     tb = clrs_train(algo, t.batch_size, t.seed, t.sizes, start=step * t.batch_size).trajectories
     rng = np.random.default_rng([t.seed, step]) if t.random_pos else None
     kind = config.model.graph_kind
-    batch = make_batch(tb, kind, pad, num_graphs=t.batch_size, random_pos=rng)
+    batch = make_batch(tb, kind, pad, num_graphs=t.batch_size, random_pos=rng, triplets=config.model.triplets)
     check_fits(batch.pad_sizes, config.model.hidden, True, kind)
     return batch
 
@@ -73,8 +73,7 @@ def validation_batches(config: Config) -> list[Batch]:
     t, algo = config.train, config.model.algorithm
     tb = clrs_train(algo, t.val_samples, t.seed + 1, t.val_size).trajectories
     rng = np.random.default_rng([t.seed, -1 % 2**32]) if t.random_pos else None
-    return batches(tb, config.model.graph_kind, t.batch_size, config.eval.max_edges_per_batch, random_pos=rng,
-                   hidden=config.model.hidden)
+    return batches(tb, config.model, t.batch_size, config.eval.max_edges_per_batch, random_pos=rng)
 
 
 class _Prefetch:

@@ -73,7 +73,7 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
     if get_algorithm(algorithm).kind != "sort":
         extra = {"graph": graph or "er", **({"degree": degree} if graph == "sparse_er" else {})}
     tb = generate(algorithm, batch_size, num_nodes, seed, **extra).trajectories
-    batch = jax.device_put(make_batch(tb, kind))
+    batch = jax.device_put(make_batch(tb, kind, triplets=config.model.triplets))
     pad = batch.pad_sizes
     out = {"algorithm": algorithm, "processor": processor, "message_graph": kind, "graph": extra.get("graph", "keys"),
            "degree": degree if graph == "sparse_er" else None, "num_nodes": num_nodes, "batch_size": batch_size,

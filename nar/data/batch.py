@@ -18,6 +18,7 @@ the last graph slot is a padding graph that owns every padding node and edge.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -31,6 +32,8 @@ MESSAGE_GRAPHS = ("complete", "input")
 # Padding edges are self-loops of a padding node; when the real nodes fill their bucket exactly, this many nodes
 # are added (not a whole bucket: node work is a large share of the cost on sparse graphs).
 SPARE_NODES = 8
+# Host bytes per candidate pair while enumerating triplets (int64 index arrays).
+TRIPLET_HOST_BYTES = 64
 
 
 def bucket(x: int, minimum: int = 8) -> int:
@@ -46,12 +49,14 @@ def bucket(x: int, minimum: int = 8) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class PadSizes:
-    """Static shape of a batch: nodes, edges and hint steps (all including padding) and graph slots."""
+    """Static shape of a batch: nodes, edges, hint steps and triplets (all including padding) and graph slots.
+    `triplets` is 0 unless the processor uses triplet features."""
 
     nodes: int
     edges: int
     steps: int
     graphs: int
+    triplets: int = 0
 
 
 class Batch(NamedTuple):
@@ -71,12 +76,15 @@ class Batch(NamedTuple):
     inputs: Mapping[str, Any]
     hints: Mapping[str, Any]
     outputs: Mapping[str, Any]
+    # [P, 3] edge indices (i -> j, i -> k, j -> k) of the processing graph's triplets, sorted by the last;
+    # padding rows are -1. None unless requested (`make_batch(..., triplets=True)`).
+    triplets: Any = None
 
     @property
     def pad_sizes(self) -> PadSizes:
         return PadSizes(int(self.node_graph.shape[0]), int(self.graph.senders.shape[0]),
                         int(next(iter(self.hints.values())).shape[0]) if self.hints else 1,
-                        int(self.lengths.shape[0]))
+                        int(self.lengths.shape[0]), 0 if self.triplets is None else int(self.triplets.shape[0]))
 
 
 class GrowingPad:
@@ -94,7 +102,7 @@ class GrowingPad:
 def cover(sizes: list[PadSizes]) -> PadSizes:
     """A padded shape every one of `sizes` fits in. A batch whose edges get padded beyond its own bucket needs a
     spare node for the padding edges, so nodes grow by `SPARE_NODES` where that node could be missing."""
-    top = PadSizes(*(max(getattr(s, f) for s in sizes) for f in ("nodes", "edges", "steps", "graphs")))
+    top = PadSizes(*(max(getattr(s, f.name) for s in sizes) for f in dataclasses.fields(PadSizes)))
     if any(s.edges < top.edges and s.nodes == top.nodes for s in sizes):
         top = dataclasses.replace(top, nodes=top.nodes + SPARE_NODES)
     return top
@@ -123,6 +131,37 @@ def message_graph_edges(n_node: np.ndarray, senders: np.ndarray, receivers: np.n
     return glob_s, glob_r, per
 
 
+def triplet_edges(senders: np.ndarray, receivers: np.ndarray, num_nodes: int) -> np.ndarray:
+    """Triplets of a processing graph (edges sorted by receiver, then sender): every (i, j, k) with edges i -> j,
+    i -> k and j -> k, as rows of edge indices (i->j, i->k, j->k) sorted by the edge j -> k they feed.
+
+    On a complete graph these are CLRS's n^3 triplets per sample; on a sparse graph (self-loops included) only the
+    triangles, so the count grows with sum_i deg(i)^2, not n^3. Every edge j -> k gets at least the triplet i = j
+    (self-loop j -> j), so no edge's triplet maximum is empty.
+    """
+    senders, receivers = np.asarray(senders, np.int64), np.asarray(receivers, np.int64)
+    total = max(int(num_nodes), 1)
+    key = receivers * total + senders  # sorted: edges are ordered by receiver, then sender
+    by_sender = np.argsort(senders, kind="stable")
+    deg = np.bincount(senders, minlength=total)
+    first = np.cumsum(deg) - deg
+    per_a = deg[senders]  # edge a = i -> j pairs with every edge b = i -> k
+    need, have = int(per_a.sum()) * TRIPLET_HOST_BYTES, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have // 2:
+        raise MemoryError(f"enumerating the triplets of {len(senders)} edges ({int(per_a.sum())} candidate pairs) "
+                          f"needs about {need / 2**30:.1f} GiB of host memory, more than half of the "
+                          f"{have / 2**30:.1f} GiB here; triplets cost n^3 per graph on the complete graph: use "
+                          f"message_graph='input' or smaller graphs")
+    a = np.repeat(np.arange(len(senders)), per_a)
+    offset = np.arange(len(a)) - np.repeat(np.cumsum(per_a) - per_a, per_a)
+    b = by_sender[first[senders[a]] + offset]
+    want = receivers[b] * total + receivers[a]  # the edge j -> k: receiver k = receivers[b], sender j = receivers[a]
+    c = np.minimum(np.searchsorted(key, want), max(len(key) - 1, 0))
+    keep = key[c] == want if len(key) else np.zeros(0, bool)
+    rows = np.stack([a[keep], b[keep], c[keep]], axis=1)
+    return rows[np.argsort(rows[:, 2], kind="stable")].astype(np.int32)
+
+
 def message_graph_for(algorithm: str, message_graph: str) -> str:
     """The message graph a batch of `algorithm` is laid out on: sorting always needs every pair (a permutation)."""
     if any(t == Type.SHOULD_BE_PERMUTATION for _, _, t in SPECS[algorithm].values()):
@@ -130,20 +169,22 @@ def message_graph_for(algorithm: str, message_graph: str) -> str:
     return message_graph
 
 
-def pad_sizes_for(tb: TrajectoryBatch, message_graph: str, num_graphs: int) -> PadSizes:
+def pad_sizes_for(tb: TrajectoryBatch, message_graph: str, num_graphs: int, triplets: bool = False) -> PadSizes:
     """The bucket a batch of these samples falls in."""
     message_graph = message_graph_for(tb.algorithm, message_graph)
-    _, _, per = message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge, message_graph)
-    return _bucket_of(tb, int(per.sum()), num_graphs)
+    s, r, per = message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge, message_graph)
+    num_triplets = len(triplet_edges(s, r, int(tb.n_node.sum()))) if triplets else None
+    return _bucket_of(tb, int(per.sum()), num_graphs, num_triplets)
 
 
-def _bucket_of(tb: TrajectoryBatch, edges: int, num_graphs: int) -> PadSizes:
+def _bucket_of(tb: TrajectoryBatch, edges: int, num_graphs: int, triplets: int | None = None) -> PadSizes:
     nodes = int(tb.n_node.sum())
     pad_edges = bucket(edges)
     pad_nodes = bucket(nodes)
     if pad_edges > edges and pad_nodes == nodes:  # padding edges need a padding node: add a few, not a bucket
         pad_nodes += SPARE_NODES
-    return PadSizes(pad_nodes, pad_edges, bucket(int(tb.n_step.max()), 4), num_graphs + 1)
+    return PadSizes(pad_nodes, pad_edges, bucket(int(tb.n_step.max()), 4), num_graphs + 1,
+                    0 if triplets is None else bucket(triplets))
 
 
 def _edge_lookup(key_sorted: np.ndarray, total: int, r: np.ndarray, s: np.ndarray, what: str) -> np.ndarray:
@@ -160,12 +201,14 @@ def _edge_lookup(key_sorted: np.ndarray, total: int, r: np.ndarray, s: np.ndarra
 
 
 def make_batch(tb: TrajectoryBatch, message_graph: str, pad: PadSizes | GrowingPad | None = None,
-               num_graphs: int | None = None, random_pos: np.random.Generator | None = None) -> Batch:
+               num_graphs: int | None = None, random_pos: np.random.Generator | None = None,
+               triplets: bool = False) -> Batch:
     """Lay out a `TrajectoryBatch` on its processing graph, padded to `pad` (default: its bucket; a `GrowingPad`
     pads to the largest bucket of its stream so far).
 
     `num_graphs` graph slots (default: the number of samples) leave room for a short last batch. With
     `random_pos`, the `pos` input is replaced by sorted uniform draws per sample, as CLRS trains (Ibarz et al.).
+    With `triplets`, the batch carries the processing graph's triplets (`triplet_edges`) for Triplet-GMPNN.
     """
     algo = tb.algorithm
     spec = SPECS[algo]
@@ -175,15 +218,21 @@ def make_batch(tb: TrajectoryBatch, message_graph: str, pad: PadSizes | GrowingP
     if num_graphs < S:
         raise ValueError(f"num_graphs={num_graphs} is smaller than the {S} samples of the batch")
     senders, receivers, e_per = message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge, message_graph)
-    if not isinstance(pad, PadSizes):
-        need = _bucket_of(tb, len(senders), num_graphs)
-        pad = need if pad is None else pad(need)
     n_real, e_real, t_max = int(tb.n_node.sum()), len(senders), int(tb.n_step.max())
+    tri = triplet_edges(senders, receivers, n_real) if triplets else None
+    if not isinstance(pad, PadSizes):
+        need = _bucket_of(tb, len(senders), num_graphs, None if tri is None else len(tri))
+        pad = need if pad is None else pad(need)
     N, E, T, G = pad.nodes, pad.edges, pad.steps, pad.graphs
-    if n_real > N or e_real > E or (e_real < E and n_real == N) or t_max > T or T < 2 or G < num_graphs + 1:
-        raise ValueError(f"batch of {n_real} nodes, {e_real} edges, {t_max} steps, {S} samples does not fit the "
-                         f"padded shape {pad} (padding edges need a spare node; a spare graph slot and at least "
-                         f"2 steps are needed)")
+    p_real = 0 if tri is None else len(tri)
+    if (n_real > N or e_real > E or (e_real < E and n_real == N) or t_max > T or T < 2 or G < num_graphs + 1
+            or p_real > pad.triplets or (tri is None and pad.triplets)):
+        raise ValueError(f"batch of {n_real} nodes, {e_real} edges, {t_max} steps, {S} samples"
+                         f"{f', {p_real} triplets' if triplets else ', no triplets'} does not fit the padded shape "
+                         f"{pad} (padding edges need a spare node; a spare graph slot and at least 2 steps are "
+                         f"needed)")
+    if tri is not None:
+        tri = np.concatenate([tri, np.full((pad.triplets - p_real, 3), -1, np.int32)])
     total = max(n_real, 1)
     node_off = np.concatenate([[0], np.cumsum(tb.n_node, dtype=np.int64)])
     node_sample = np.repeat(np.arange(S), tb.n_node)
@@ -275,7 +324,7 @@ def make_batch(tb: TrajectoryBatch, message_graph: str, pad: PadSizes | GrowingP
             dense = np.zeros(N, _dtype(type_))
             dense[:n_real] = raw
         target[name] = dense
-    return Batch(graph, node_graph, self_edge, lengths, inputs, hints, outputs)
+    return Batch(graph, node_graph, self_edge, lengths, inputs, hints, outputs, tri)
 
 
 def _dtype(type_: str) -> type:

@@ -4,6 +4,10 @@ instead of dying in the allocator.
 The model's memory is dominated by [E, H] edge tensors (messages and their MLP, pointer decoders): about
 `EDGE_TENSORS_EVAL` of them live at once in evaluation; training keeps `EDGE_TENSORS_PER_STEP` more per hint
 step for the backward pass. Node tensors ([N, H]) are counted the same way but matter only on sparse graphs.
+Triplet-GMPNN adds [P, 8] triplet tensors (P triplets: n^3 per graph on the complete graph), counted the same way
+with their own multipliers, so in total
+
+    bytes = 4 * ((E + N) * H * (8 + 6 (T - 1)) + P * 8 * (4 + 3 (T - 1)))      (training; T - 1 = 0 in evaluation)
 """
 
 from __future__ import annotations
@@ -16,13 +20,17 @@ from nar.data.batch import PadSizes
 
 EDGE_TENSORS_EVAL = 8
 EDGE_TENSORS_PER_STEP = 6
+TRIPLET_FEATURES = 8
+TRIPLET_TENSORS_EVAL = 4
+TRIPLET_TENSORS_PER_STEP = 3
 BYTES = 4  # float32
 
 
 def estimate_bytes(pad: PadSizes, hidden: int, train: bool) -> int:
-    per_step = (pad.edges + pad.nodes) * hidden * BYTES
-    live = EDGE_TENSORS_EVAL + (EDGE_TENSORS_PER_STEP * (pad.steps - 1) if train else 0)
-    return per_step * live
+    steps = pad.steps - 1 if train else 0
+    edges = (pad.edges + pad.nodes) * hidden * BYTES * (EDGE_TENSORS_EVAL + EDGE_TENSORS_PER_STEP * steps)
+    triplets = pad.triplets * TRIPLET_FEATURES * BYTES * (TRIPLET_TENSORS_EVAL + TRIPLET_TENSORS_PER_STEP * steps)
+    return edges + triplets
 
 
 def available_bytes() -> int:
@@ -41,6 +49,7 @@ def check_fits(pad: PadSizes, hidden: int, train: bool, message_graph: str, limi
         hint = (" The complete message graph costs n^2 edges per graph: use message_graph='input' (sparse), which "
                 "scales to thousands of nodes." if message_graph == "complete" else
                 " Use fewer graphs per batch or a smaller hidden size.")
-        raise MemoryError(f"a batch of {pad.nodes} nodes and {pad.edges} edges (message graph "
+        tri = f", {pad.triplets} triplets" if pad.triplets else ""
+        raise MemoryError(f"a batch of {pad.nodes} nodes, {pad.edges} edges{tri} (message graph "
                           f"'{message_graph}', hidden {hidden}, {'training' if train else 'evaluation'}) needs about "
                           f"{need / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB available.{hint}")

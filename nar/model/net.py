@@ -44,6 +44,10 @@ class ModelConfig:
     sinkhorn_steps: int = 10
     sinkhorn_eval_steps: int = 60
     sinkhorn_temperature: float = 0.1
+    # Processor options (used by the processors that name them in the registry)
+    triplet_features: int = 8  # Triplet-GMPNN
+    heads: int = 4  # tropical attention
+    valuation: str = "log1p"  # tropical attention: "log1p" (released code) or "log" (paper)
 
     def __post_init__(self):
         if self.algorithm not in SPECS:
@@ -55,6 +59,10 @@ class ModelConfig:
                   (0.0 <= self.teacher_forcing <= 1.0, f"teacher_forcing must be in [0, 1], got "
                                                        f"{self.teacher_forcing}"),
                   (self.hidden >= 1, f"hidden must be positive, got {self.hidden}"),
+                  (self.triplet_features >= 1, f"triplet_features must be positive, got {self.triplet_features}"),
+                  (self.heads >= 1 and self.hidden % self.heads == 0,
+                   f"heads must divide hidden ({self.hidden}), got {self.heads}"),
+                  (self.valuation in ("log1p", "log"), f"valuation must be 'log1p' or 'log', got {self.valuation!r}"),
                   (self.message_graph in (None, "complete", "input"),
                    f"message_graph must be 'complete' or 'input', got {self.message_graph!r}")]
         for ok, msg in checks:
@@ -67,6 +75,11 @@ class ModelConfig:
         return message_graph_for(self.algorithm,
                                  self.message_graph or get_processor(self.processor).default_message_graph)
 
+    @property
+    def triplets(self) -> bool:
+        """Whether batches must carry triplets for this processor."""
+        return get_processor(self.processor).triplets
+
 
 class Predictions(NamedTuple):
     outputs: Mapping[str, Any]  # logits; permutation pointers as Sinkhorn log-probabilities
@@ -75,7 +88,7 @@ class Predictions(NamedTuple):
 
 def graph_of(batch: Batch) -> Graph:
     g = batch.graph
-    return Graph(g.senders, g.receivers, batch.node_graph, batch.node_graph[g.receivers], g.n_node)
+    return Graph(g.senders, g.receivers, batch.node_graph, batch.node_graph[g.receivers], g.n_node, batch.triplets)
 
 
 class Model(nnx.Module):
@@ -90,8 +103,10 @@ class Model(nnx.Module):
         enc_probes = {**self.input_probes, **(self.hint_probes if encode_hints else {})}
         scalar_hints = frozenset(n for n, (_, t, _) in self.hint_probes.items() if t == Type.SCALAR)
         self.encoder = Encoder(enc_probes, H, rngs=rngs, small_init=scalar_hints)
-        opts = {"layer_norm": config.layer_norm, **({"gated": True} if config.gated else {}), **processor_options}
-        self.processor = get_processor(config.processor).build(H, rngs=rngs, **opts)
+        entry = get_processor(config.processor)
+        opts = {"layer_norm": config.layer_norm, **({"gated": True} if config.gated else {}),
+                **{name: getattr(config, name) for name in entry.options}, **processor_options}
+        self.processor = entry.build(H, rngs=rngs, **opts)
         edge_in = H + self.processor.edge_latent_size
         self.output_decoder = Decoder(self.output_probes, H, edge_in, rngs=rngs)
         self.hint_decoder = Decoder(self.hint_probes, H, edge_in, rngs=rngs) if decode_hints else None

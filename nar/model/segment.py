@@ -31,12 +31,21 @@ def segment_softmax(x, seg, num_segments: int, sorted_: bool = False):
 
 
 def segment_argmax(x, seg, num_segments: int, sorted_: bool = False):
-    """Index of the (first) largest element of each segment; empty segments give 0."""
+    """Index of the (first) largest element of each segment, per trailing column; empty segments give 0."""
     m = jax.ops.segment_max(x, seg, num_segments, indices_are_sorted=sorted_)
-    idx = jnp.arange(x.shape[0])
+    idx = jnp.arange(x.shape[0]).reshape((-1,) + (1,) * (x.ndim - 1))
     cand = jnp.where(x == m[seg], idx, x.shape[0])
     first = jax.ops.segment_min(cand, seg, num_segments, indices_are_sorted=sorted_)
     return jnp.where(first >= x.shape[0], 0, first)
+
+
+def segment_max_pick(x, seg, num_segments: int, sorted_: bool = False):
+    """Max per segment (empty segments give 0) whose gradient goes to one arg-max, the first, instead of being
+    split among ties: a max-plus sub-gradient that stays finite and sparse."""
+    first = segment_argmax(jax.lax.stop_gradient(x), seg, num_segments, sorted_)
+    empty = jax.ops.segment_sum(jnp.ones(x.shape[0]), seg, num_segments, indices_are_sorted=sorted_) == 0
+    empty = empty.reshape(empty.shape + (1,) * (x.ndim - 1))
+    return jnp.where(empty, 0.0, jnp.take_along_axis(x, first, axis=0))
 
 
 def segment_onehot_argmax(x, seg, num_segments: int, sorted_: bool = False):

@@ -1,16 +1,19 @@
 """Processors by name: the one place a processor name is resolved.
 
-Each entry gives the constructor (`hidden`, `rngs=`, options) and the message graph it uses by default (CLRS:
-MPNN on the complete graph, PGN on the input graph plus self-loops).
+Each entry gives the constructor (`hidden`, `rngs=`, options), the message graph it uses by default (CLRS:
+MPNN on the complete graph, PGN on the input graph plus self-loops), the `ModelConfig` fields it takes as options,
+and whether its batches must carry triplets.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 from nar.processors.base import Graph, Processor
 from nar.processors.mpnn import MPNN
+from nar.processors.tropical import Tropical
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,15 +22,18 @@ class ProcessorEntry:
     build: Callable[..., Processor]
     default_message_graph: str
     description: str
+    options: tuple[str, ...] = ()  # ModelConfig fields passed to `build` as keyword arguments
+    triplets: bool = False  # batches carry triplets (`make_batch(..., triplets=True)`)
 
 
 PROCESSORS: dict[str, ProcessorEntry] = {}
 
 
-def register(name: str, build: Callable[..., Processor], default_message_graph: str, description: str) -> None:
+def register(name: str, build: Callable[..., Processor], default_message_graph: str, description: str,
+             options: tuple[str, ...] = (), triplets: bool = False) -> None:
     if name in PROCESSORS:
         raise ValueError(f"processor {name!r} is already registered")
-    PROCESSORS[name] = ProcessorEntry(name, build, default_message_graph, description)
+    PROCESSORS[name] = ProcessorEntry(name, build, default_message_graph, description, tuple(options), triplets)
 
 
 def get_processor(name: str) -> ProcessorEntry:
@@ -38,5 +44,12 @@ def get_processor(name: str) -> ProcessorEntry:
 
 register("mpnn", MPNN, "complete", "CLRS's MPNN: max aggregation, layer norm (gate with gated=true)")
 register("pgn", MPNN, "input", "CLRS's PGN: MPNN's equations over the input graph plus self-loops")
+register("gmpnn", functools.partial(MPNN, gated=True), "complete", "MPNN with the update gate (Ibarz et al. 2022)")
+register("triplet_mpnn", functools.partial(MPNN, triplets=True), "complete",
+         "MPNN with triplet edge latents for the decoders (Ibarz et al. 2022)", ("triplet_features",), True)
+register("triplet_gmpnn", functools.partial(MPNN, gated=True, triplets=True), "complete",
+         "Triplet-GMPNN: update gate and triplet edge latents (Ibarz et al. 2022)", ("triplet_features",), True)
+register("tropical", Tropical, "input", "tropical max-plus attention over in-neighbours (Hashemi et al. 2025)",
+         ("heads", "valuation"))
 
 __all__ = ["PROCESSORS", "Graph", "Processor", "ProcessorEntry", "get_processor", "register"]

@@ -25,6 +25,7 @@ class Graph(NamedTuple):
     node_graph: Any  # [N] int32 graph slot of each node
     edge_graph: Any  # [E] int32 graph slot of each edge
     n_node: Any  # [G] int32
+    triplets: Any = None  # [P, 3] int32 (i->j, i->k, j->k) edge indices sorted by j->k, padding rows -1
 
     @property
     def num_nodes(self) -> int:

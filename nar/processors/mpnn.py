@@ -1,4 +1,4 @@
-"""MPNN and PGN (Veličković et al. 2022, the CLRS baselines), on sparse edges.
+"""MPNN, PGN and the Triplet-GMPNN family (Veličković et al. 2022; Ibarz et al. 2022), on sparse edges.
 
 One step, for receiver i and sender j over the edges of the processing graph, z = [x || h_prev]:
 
@@ -6,9 +6,14 @@ One step, for receiver i and sender j over the edges of the processing graph, z 
     h_i = LayerNorm(ReLU(O1 z_i + O2 m_i))
     optional gate (GMPNN): g_i = sigmoid(W3 ReLU(W1' z_i + W2' m_i)), bias of W3 at -3 (closed);
                            h_i <- g_i * h_i + (1 - g_i) * h_prev_i
+    optional triplets: for each processing edge j -> k, over every i with edges i -> j and i -> k,
+        t_ijk = T1 z_i + T2 z_j + T3 z_k + E1 e_ij + E2 e_ik + E3 e_jk + Tg g      (8 features)
+        eps_jk = ReLU(O3 max_i t_ijk)                                             (edge latent [E, H])
+    As in CLRS, the edge latents go to the decoders only (concatenated to the edge features), not into messages.
 
 MPNN and PGN are the same equations: they differ only in the message graph (complete vs input graph), which is
-the model's setting, so `pgn` is this class with the input graph as its default.
+the model's setting. Triplets are computed over the triplets the batch carries (`nar.data.batch.triplet_edges`):
+n^3 per graph on the complete graph, the triangles on a sparse one.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from nar.processors.base import Graph, Processor
 
 class MPNN(Processor):
     def __init__(self, hidden: int, *, rngs: nnx.Rngs, layer_norm: bool = True, gated: bool = False,
-                 edge_size: int | None = None):
+                 triplets: bool = False, triplet_features: int = 8, edge_size: int | None = None):
         H = hidden
         self.m_recv = nnx.Linear(2 * H, H, rngs=rngs)
         self.m_send = nnx.Linear(2 * H, H, rngs=rngs)
@@ -38,7 +43,15 @@ class MPNN(Processor):
             self.gate_self = nnx.Linear(2 * H, H, rngs=rngs)
             self.gate_msg = nnx.Linear(H, H, rngs=rngs)
             self.gate_out = nnx.Linear(H, H, rngs=rngs, bias_init=nnx.initializers.constant(-3.0))
+        if triplets:
+            F = triplet_features
+            self.t_node = nnx.Linear(2 * H, 3 * F, rngs=rngs)  # T1 | T2 | T3
+            self.t_edge = nnx.Linear(edge_size or H, 3 * F, rngs=rngs)  # E1 | E2 | E3
+            self.t_graph = nnx.Linear(H, F, rngs=rngs)
+            self.t_out = nnx.Linear(F, H, rngs=rngs)
+            self.edge_latent_size = H
         self.gated = gated
+        self.triplets = triplets
 
     def messages(self, z_NxH2, edge_fts_ExH, graph_fts_GxH, graph: Graph):
         """Aggregated messages m [N, H] (max over each node's incoming edges)."""
@@ -46,6 +59,23 @@ class MPNN(Processor):
                    + self.m_edge(edge_fts_ExH) + self.m_graph(graph_fts_GxH)[graph.edge_graph])
         msg_ExH = self.mlp2(jax.nn.relu(self.mlp1(jax.nn.relu(msg_ExH))))
         return segment_max(msg_ExH, graph.receivers, graph.num_nodes, sorted_=True)
+
+    def triplet_latents(self, z_NxH2, edge_fts_ExH, graph_fts_GxH, graph: Graph):
+        """Edge latents eps [E, H] from the max over each edge's triplets (module docstring)."""
+        if graph.triplets is None:
+            raise ValueError("this processor uses triplet features, but the batch has none: build it with "
+                             "make_batch(..., triplets=True)")
+        valid_P = graph.triplets[:, 2] >= 0
+        tri = jnp.where(valid_P[:, None], graph.triplets, graph.num_edges - 1)  # padding: sorted last
+        ij, ik, jk = tri[:, 0], tri[:, 1], tri[:, 2]
+        senders, receivers = jnp.asarray(graph.senders), jnp.asarray(graph.receivers)
+        i, j, k = senders[ij], senders[jk], receivers[jk]
+        F = self.t_graph.out_features
+        tn_Nx3F, te_Ex3F = self.t_node(z_NxH2), self.t_edge(edge_fts_ExH)
+        t_PxF = (tn_Nx3F[i, :F] + tn_Nx3F[j, F:2 * F] + tn_Nx3F[k, 2 * F:] + te_Ex3F[ij, :F]
+                 + te_Ex3F[ik, F:2 * F] + te_Ex3F[jk, 2 * F:] + self.t_graph(graph_fts_GxH)[jnp.asarray(graph.edge_graph)[jk]])
+        t_PxF = jnp.where(valid_P[:, None], t_PxF, -jnp.inf)
+        return jax.nn.relu(self.t_out(segment_max(t_PxF, jk, graph.num_edges, sorted_=True)))
 
     def __call__(self, node_fts, edge_fts, graph_fts, graph: Graph, hidden):
         z_NxH2 = jnp.concatenate([node_fts, hidden], axis=-1)
@@ -56,4 +86,5 @@ class MPNN(Processor):
         if self.gated:
             gate = jax.nn.sigmoid(self.gate_out(jax.nn.relu(self.gate_self(z_NxH2) + self.gate_msg(m_NxH))))
             h_NxH = gate * h_NxH + (1.0 - gate) * hidden
-        return h_NxH, None
+        latent = self.triplet_latents(z_NxH2, edge_fts, graph_fts, graph) if self.triplets else None
+        return h_NxH, latent
