@@ -24,7 +24,7 @@ def test_stored_dataset_scores_equal_in_memory_scores(setup):
     model, params, ds, path = setup
     ev = Evaluator(model)
     got = evaluate_dataset(model, params, path, CFG.eval, ev)
-    want = ev(params, batches(ds.trajectories, model.config.graph_kind, 32, 1 << 20, hidden=8))
+    want = ev(params, batches(ds.trajectories, model.config, 32, 1 << 20))
     assert list(got) == [10]
     for key, value in want.items():
         assert got[10][key] == pytest.approx(value)

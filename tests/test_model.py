@@ -832,8 +832,11 @@ def bfs_tb():
     return tb
 
 
-def bfs_batch(tb, kind, pad=BFS_PAD):
-    return jax.device_put(make_batch(tb, kind, pad=pad, num_graphs=pad.graphs - 1))
+def bfs_batch(tb, kind, pad=BFS_PAD, triplets=False):
+    """`triplets`: with room for the complete graphs' n^3 triplets (Triplet-GMPNN's batches)."""
+    if triplets:
+        pad = dataclasses.replace(pad, triplets=1024)
+    return jax.device_put(make_batch(tb, kind, pad=pad, num_graphs=pad.graphs - 1, triplets=triplets))
 
 
 @pytest.fixture(scope="module")
@@ -892,7 +895,7 @@ def test_forward_shapes_finite_and_hint_use(nets, bfs_tb, processor, hint_mode):
     net = nets(processor, hint_mode)
     kind = net.config.graph_kind
     assert kind == PROCESSORS[processor].default_message_graph
-    b = bfs_batch(bfs_tb, kind)
+    b = bfs_batch(bfs_tb, kind, triplets=net.config.triplets)
     N, E, T = BFS_PAD.nodes, BFS_PAD.edges, BFS_PAD.steps
     preds, parts = net.forward(b)
     assert set(preds.outputs) == {"pi"} and preds.outputs["pi"].shape == (E,)
@@ -952,11 +955,11 @@ def test_padding_invariance_bfs(nets, bfs_tb, processor):
     (alone, the rest of the padded shape is padding; same shape, so one compile)."""
     net = nets(processor, "encoded_decoded")
     kind = net.config.graph_kind
-    b = bfs_batch(bfs_tb, kind)
+    b = bfs_batch(bfs_tb, kind, triplets=net.config.triplets)
     pred, _ = net.forward(b)
     for i in range(len(bfs_tb)):
         one = bfs_tb.select([i])
-        b1 = bfs_batch(one, kind)
+        b1 = bfs_batch(one, kind, triplets=net.config.triplets)
         pred1, _ = net.forward(b1)
         _compare_sample(net, bfs_tb, b, pred, i, one, b1, pred1, 0, processor)
 

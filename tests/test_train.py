@@ -266,7 +266,7 @@ def test_evaluator_compiles_once_for_one_batches_call():
     params = nnx.to_pure_dict(nnx.split(model)[1])
     eval_cfg = from_dict({"eval": {"sizes": [48], "samples": 6, "graph": "sparse_er", "batch_size": 2}}).eval
     tb = eval_test_set("bfs", 48, eval_cfg)
-    batch_list = batches(tb, model.config.graph_kind, 2, eval_cfg.max_edges_per_batch, hidden=16)
+    batch_list = batches(tb, model.config, 2, eval_cfg.max_edges_per_batch)
     assert len(batch_list) == 3
     assert len({b.pad_sizes for b in batch_list}) == 1
     evaluator = Evaluator(model)
