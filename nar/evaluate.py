@@ -35,7 +35,7 @@ def batches(tb: TrajectoryBatch, model: ModelConfig, batch_size: int, max_edges:
     parts = [tb.select(g) for g in groups]
     sizes = [pad_sizes_for(p, kind, per_batch, triplets) for p in parts]
     pad = cover(sizes)
-    check_fits(pad, model.hidden, False, kind)
+    check_fits(pad, model.hidden, False, kind, triplet_features=model.triplet_features)
     return [make_batch(p, kind, pad, per_batch, random_pos, triplets) for p in parts]
 
 

@@ -64,7 +64,7 @@ def train_batch(config: Config, step: int, pad: GrowingPad | None = None) -> Bat
     rng = np.random.default_rng([t.seed, step]) if t.random_pos else None
     kind = config.model.graph_kind
     batch = make_batch(tb, kind, pad, num_graphs=t.batch_size, random_pos=rng, triplets=config.model.triplets)
-    check_fits(batch.pad_sizes, config.model.hidden, True, kind)
+    check_fits(batch.pad_sizes, config.model.hidden, True, kind, triplet_features=config.model.triplet_features)
     return batch
 
 

@@ -1,6 +1,6 @@
-"""Tropical (max-plus) attention processor: the max-plus projection (any K, never an [N, K, M] tensor) and its one-arg-max gradient,
-the tropical Hilbert distance, the max-plus aggregation over in-neighbours and `segment_max_pick` (against NumPy
-brute force), the whole attention sub-layer against a NumPy re-implementation, a hand-set layer doing one exact
+"""Tropical (max-plus) attention processor: the max-plus projection (any K, never an [N, K, M] tensor) and its
+one-arg-max gradient, the tropical Hilbert distance, the max-plus aggregation over in-neighbours and
+`segment_max_pick` (against NumPy brute force), the whole attention sub-layer against a NumPy re-implementation, a hand-set layer doing one exact
 Bellman-Ford relaxation, option validation, and the model end to end (finite outputs and gradients).
 
 Everything is small (hidden 8-16, graphs of <= 8 nodes); layers are built abstractly (`nnx.eval_shape`) and
@@ -393,9 +393,9 @@ def np_bellman_ford_step(d, edges):
 def test_hand_set_layer_performs_one_bellman_ford_relaxation(heads):
     """valuation 'log', node feature 0 = exp(-d_j) so val gives -d_j; the value Linear copies it into v column 0
     (other columns: bias 1, val 0); shift 0; W_v the tropical identity; q and k constant (kernels 0, bias 1,
-    W_Q = W_K) so every Hilbert score is 0; the edge Linear maps w_ji to -w_ji. Then attend(...)[:, 0] = exp(-d_new) with d_new
-    one Bellman-Ford relaxation (the self-loop, weight 0, keeps d_i), and the other columns are exp(-min_j w_ji)
-    = exp(0) = 1 (non-negative weights, self-loop 0)."""
+    W_Q = W_K) so every Hilbert score is 0; the edge Linear maps w_ji to -w_ji. Then attend(...)[:, 0] = exp(-d_new)
+    with d_new one Bellman-Ford relaxation (the self-loop, weight 0, keeps d_i), and the other columns are
+    exp(-min_j w_ji) = exp(0) = 1 (non-negative weights, self-loop 0)."""
     H = 8
     d_ = H  # tropical width
     # A weighted directed graph on 6 nodes (j, i, w_ji); 10 plays 'infinity' (exp(-10) is far above LOG_FLOOR).

@@ -68,7 +68,7 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
                            **({"message_graph": message_graph} if message_graph else {})},
                  "train": {"batch_size": batch_size}}
     config = from_dict(overrides)
-    kind = config.model.graph_kind
+    kind, tf = config.model.graph_kind, config.model.triplet_features
     extra = {}
     if get_algorithm(algorithm).kind != "sort":
         extra = {"graph": graph or "er", **({"degree": degree} if graph == "sparse_er" else {})}
@@ -80,7 +80,7 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
            "hidden": hidden, "padded": {"nodes": pad.nodes, "edges": pad.edges, "steps": pad.steps},
            "edges_per_graph": float(tb.n_edge.mean()), "hint_steps_max": int(tb.n_step.max())}
     if mode in ("both", "train"):
-        check_fits(pad, hidden, True, kind)
+        check_fits(pad, hidden, True, kind, triplet_features=tf)
         with tempfile.TemporaryDirectory() as tmp:
             trainer = Trainer(config, tmp, progress=False)
             state = initial_state(config, trainer.params, trainer.tx)
@@ -104,11 +104,11 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
             model = trainer.model
         rate = steps / seconds
         out["train"] = {"steps_per_s": rate, "compile_s": t_compile, "flops_per_step": flops,
-                        "gflops_per_s": flops * rate / 1e9, "estimate_bytes": estimate_bytes(pad, hidden, True)}
+                        "gflops_per_s": flops * rate / 1e9, "estimate_bytes": estimate_bytes(pad, hidden, True, tf)}
     else:
         model = nar.build_model(config)
     if mode in ("both", "eval"):
-        check_fits(pad, hidden, False, kind)
+        check_fits(pad, hidden, False, kind, triplet_features=tf)
         ev = Evaluator(model)
         params = nnx.to_pure_dict(nnx.split(model)[1])
         t_compile = _timed(lambda: ev(params, [batch]))
@@ -118,7 +118,7 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
         flops = _flops(ev_unrolled._counts.lower(params, batch))
         model.scan_unroll = 1
         out["eval"] = {"graphs_per_s": batch_size / seconds, "compile_s": t_compile, "flops_per_batch": flops,
-                       "gflops_per_s": flops / seconds / 1e9, "estimate_bytes": estimate_bytes(pad, hidden, False)}
+                       "gflops_per_s": flops / seconds / 1e9, "estimate_bytes": estimate_bytes(pad, hidden, False, tf)}
     out["peak_memory_bytes"] = _peak_bytes()
     return out
 

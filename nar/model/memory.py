@@ -4,10 +4,10 @@ instead of dying in the allocator.
 The model's memory is dominated by [E, H] edge tensors (messages and their MLP, pointer decoders): about
 `EDGE_TENSORS_EVAL` of them live at once in evaluation; training keeps `EDGE_TENSORS_PER_STEP` more per hint
 step for the backward pass. Node tensors ([N, H]) are counted the same way but matter only on sparse graphs.
-Triplet-GMPNN adds [P, 8] triplet tensors (P triplets: n^3 per graph on the complete graph), counted the same way
-with their own multipliers, so in total
+Triplet-GMPNN adds [P, F] triplet tensors (P triplets: n^3 per graph on the complete graph; F triplet features,
+8 by default), counted the same way with their own multipliers, so in total
 
-    bytes = 4 * ((E + N) * H * (8 + 6 (T - 1)) + P * 8 * (4 + 3 (T - 1)))      (training; T - 1 = 0 in evaluation)
+    bytes = 4 * ((E + N) * H * (8 + 6 (T - 1)) + P * F * (4 + 3 (T - 1)))      (training; T - 1 = 0 in evaluation)
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ TRIPLET_TENSORS_PER_STEP = 3
 BYTES = 4  # float32
 
 
-def estimate_bytes(pad: PadSizes, hidden: int, train: bool) -> int:
+def estimate_bytes(pad: PadSizes, hidden: int, train: bool, triplet_features: int = TRIPLET_FEATURES) -> int:
     steps = pad.steps - 1 if train else 0
     edges = (pad.edges + pad.nodes) * hidden * BYTES * (EDGE_TENSORS_EVAL + EDGE_TENSORS_PER_STEP * steps)
-    triplets = pad.triplets * TRIPLET_FEATURES * BYTES * (TRIPLET_TENSORS_EVAL + TRIPLET_TENSORS_PER_STEP * steps)
+    triplets = pad.triplets * triplet_features * BYTES * (TRIPLET_TENSORS_EVAL + TRIPLET_TENSORS_PER_STEP * steps)
     return edges + triplets
 
 
@@ -42,8 +42,9 @@ def available_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def check_fits(pad: PadSizes, hidden: int, train: bool, message_graph: str, limit: int | None = None) -> None:
-    need = estimate_bytes(pad, hidden, train)
+def check_fits(pad: PadSizes, hidden: int, train: bool, message_graph: str, limit: int | None = None,
+               triplet_features: int = TRIPLET_FEATURES) -> None:
+    need = estimate_bytes(pad, hidden, train, triplet_features)
     limit = available_bytes() if limit is None else limit
     if need > limit:
         hint = (" The complete message graph costs n^2 edges per graph: use message_graph='input' (sparse), which "

@@ -72,8 +72,9 @@ class MPNN(Processor):
         i, j, k = senders[ij], senders[jk], receivers[jk]
         F = self.t_graph.out_features
         tn_Nx3F, te_Ex3F = self.t_node(z_NxH2), self.t_edge(edge_fts_ExH)
+        tg_GxF = self.t_graph(graph_fts_GxH)
         t_PxF = (tn_Nx3F[i, :F] + tn_Nx3F[j, F:2 * F] + tn_Nx3F[k, 2 * F:] + te_Ex3F[ij, :F]
-                 + te_Ex3F[ik, F:2 * F] + te_Ex3F[jk, 2 * F:] + self.t_graph(graph_fts_GxH)[jnp.asarray(graph.edge_graph)[jk]])
+                 + te_Ex3F[ik, F:2 * F] + te_Ex3F[jk, 2 * F:] + tg_GxF[jnp.asarray(graph.edge_graph)[jk]])
         t_PxF = jnp.where(valid_P[:, None], t_PxF, -jnp.inf)
         return jax.nn.relu(self.t_out(segment_max(t_PxF, jk, graph.num_edges, sorted_=True)))
 
