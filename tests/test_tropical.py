@@ -1,7 +1,7 @@
-"""Tropical (max-plus) attention processor: the max-plus projection (any K, never an [N, K, M] tensor) and its
-one-arg-max gradient, the tropical Hilbert distance, the max-plus aggregation over in-neighbours and
-`segment_max_pick` (against NumPy brute force), the whole attention sub-layer against a NumPy re-implementation,
-a hand-set layer doing one exact Bellman-Ford relaxation, option validation, and the model end to end (finite outputs and gradients).
+"""Tropical (max-plus) attention processor: the max-plus projection (any K, never an [N, K, M] tensor) and its one-arg-
+max gradient, the tropical Hilbert distance, the max-plus aggregation over in-neighbours and `segment_max_pick`
+(against NumPy brute force), the whole attention sub-layer against a NumPy re-implementation, a hand-set layer doing
+one exact Bellman-Ford relaxation, option validation, and the model end to end (finite outputs and gradients).
 
 Everything is small (hidden 8-16, graphs of <= 8 nodes); layers are built abstractly (`nnx.eval_shape`) and
 filled from NumPy, as in tests/test_model.py, so that no initialiser is run eagerly.
