@@ -1,5 +1,5 @@
-"""Tropical (max-plus) attention processor: the max-plus projection (any K, never an [N, K, M] tensor) and its one-arg-
-max gradient, the tropical Hilbert distance, the max-plus aggregation over in-neighbours and `segment_max_pick`
+"""Tropical (max-plus) attention processor: the max-plus projection (any K, never an [N, K, M] tensor) and its
+one-arg-max gradient, the tropical Hilbert distance, the max-plus aggregation over in-neighbours and `segment_max_pick`
 (against NumPy brute force), the whole attention sub-layer against a NumPy re-implementation, a hand-set layer doing
 one exact Bellman-Ford relaxation, option validation, and the model end to end (finite outputs and gradients).
 
