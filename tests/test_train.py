@@ -29,7 +29,7 @@ from nar.data.batch import GrowingPad, PadSizes
 from nar.evaluate import Evaluator, batches, evaluate_sizes, format_table
 from nar.evaluate import test_set as eval_test_set
 from nar.model.memory import check_fits, estimate_bytes
-from nar.processors import get_processor
+from nar.processors import PROCESSORS, get_processor
 from nar.train import (
     CHECKPOINTS,
     CONFIG_FILE,
@@ -385,7 +385,8 @@ def test_config_files_exist():
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.stem)
 def test_config_file_loads_and_matches_its_name(path, tmp_path):
     cfg = load(path)
-    algorithm, processor = path.stem.rsplit("_", 1)
+    processor = max((p for p in PROCESSORS if path.stem.endswith(f"_{p}")), key=len)
+    algorithm = path.stem[: -len(processor) - 1]
     assert (cfg.model.algorithm, cfg.model.processor) == (algorithm, processor)
     if get_algorithm(algorithm).kind == "sort":
         assert cfg.model.graph_kind == "complete"
