@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from abstract_params import random_params
 from nar.data import clrs_train, generate
 from nar.data.batch import PadSizes, bucket, make_batch, message_graph_edges, output_probes, probes
 from nar.metrics import batch_counts, probe_counts, score
@@ -764,22 +765,8 @@ def test_batch_counts_perfect_predictions_count_every_valid_row(algo):
 
 
 def init_params(config: ModelConfig, seed: int = 0):
-    """(abstract model, graphdef, parameters as a pure dict), built abstractly (`nnx.eval_shape`: no device work)
-    and filled from NumPy: kernels N(0, 1/fan_in), layer-norm scales 1, biases N(0, 0.01). Eagerly running the
-    library's initialisers would compile dozens of small programs; the tests below do not depend on the init."""
-    abstract = nnx.eval_shape(lambda: Model(config, rngs=nnx.Rngs(seed)))
-    graphdef, state = nnx.split(abstract)
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        name = str(getattr(path[-1], "key", path[-1]))
-        if name == "kernel":
-            return (rng.normal(size=leaf.shape) / np.sqrt(leaf.shape[0])).astype(np.float32)
-        if name == "scale":
-            return np.ones(leaf.shape, np.float32)
-        return (0.1 * rng.normal(size=leaf.shape)).astype(np.float32)
-
-    return abstract, graphdef, jax.tree_util.tree_map_with_path(fill, nnx.to_pure_dict(state))
+    """(abstract model, graphdef, parameters as a pure dict), random (`abstract_params.random_params`)."""
+    return random_params(lambda: Model(config, rngs=nnx.Rngs(seed)), seed)
 
 
 class Net:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from abstract_params import random_params
 import nar.data.batch as batch_module
 from nar.config import from_dict
 from nar.data import generate
@@ -46,24 +47,6 @@ CONFIG = ModelConfig(algorithm="bfs", processor="triplet_gmpnn", hidden=16)
 def fast_jit(f, **kwargs):
     """jax.jit with XLA's backend optimisations off: these tests check values, not speed."""
     return jax.jit(f, compiler_options={"xla_backend_optimization_level": 0}, **kwargs)
-
-
-def random_params(build, seed: int = 0):
-    """(abstract module, graphdef, parameters as a pure dict of NumPy arrays): kernels N(0, 1/fan_in), layer-norm
-    scales 1, biases N(0, 0.5^2) (large enough that a dropped bias shows)."""
-    abstract = nnx.eval_shape(build)
-    graphdef, state = nnx.split(abstract)
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        name = str(getattr(path[-1], "key", path[-1]))
-        if name == "kernel":
-            return (rng.normal(size=leaf.shape) / np.sqrt(leaf.shape[0])).astype(np.float32)
-        if name == "scale":
-            return np.ones(leaf.shape, np.float32)
-        return (0.5 * rng.normal(size=leaf.shape)).astype(np.float32)
-
-    return abstract, graphdef, jax.tree_util.tree_map_with_path(fill, nnx.to_pure_dict(state))
 
 
 def assert_finite(tree, what=""):
@@ -281,7 +264,8 @@ def test_triplet_latents_match_dense_numpy(case, F):
     S = len(tb)
     P_real = int((np.asarray(b.triplets)[:, 2] >= 0).sum())
     assert b.pad_sizes.triplets > P_real  # padding triplet rows are present
-    _, gd, params = random_params(lambda: MPNN(H, rngs=nnx.Rngs(0), triplets=True, triplet_features=F), seed=1)
+    _, gd, params = random_params(lambda: MPNN(H, rngs=nnx.Rngs(0), triplets=True, triplet_features=F),
+                                   seed=1, bias_std=0.5)
     graph = graph_of(b)
     N, E, G = graph.num_nodes, graph.num_edges, graph.num_graphs
     rng = np.random.default_rng(7)
@@ -318,7 +302,8 @@ def test_padding_triplets_on_a_real_edge_change_neither_latents_nor_gradients():
     b_exact = make_batch(tb, "complete", dataclasses.replace(b_pad.pad_sizes, triplets=64), triplets=True)
     assert b_pad.pad_sizes.edges == 16 and np.all(np.asarray(b_pad.triplets)[64:] == -1)
     assert np.all(np.asarray(b_exact.triplets) >= 0)
-    _, gd, params = random_params(lambda: MPNN(H, rngs=nnx.Rngs(0), triplets=True, triplet_features=F), seed=2)
+    _, gd, params = random_params(lambda: MPNN(H, rngs=nnx.Rngs(0), triplets=True, triplet_features=F),
+                                   seed=2, bias_std=0.5)
     rng = np.random.default_rng(3)
     N, E, G = 4, 16, b_pad.pad_sizes.graphs
     z = rng.normal(size=(N, 2 * H)).astype(np.float32)
@@ -352,7 +337,7 @@ def test_padding_triplets_on_a_real_edge_change_neither_latents_nor_gradients():
 @pytest.fixture(scope="module")
 def net():
     """(abstract model, graphdef, parameters) of a 16-wide Triplet-GMPNN for bfs, and a jitted forward."""
-    model, gd, params = random_params(lambda: Model(CONFIG, rngs=nnx.Rngs(0)), seed=0)
+    model, gd, params = random_params(lambda: Model(CONFIG, rngs=nnx.Rngs(0)), seed=0, bias_std=0.5)
     fwd = fast_jit(lambda p, b: nnx.merge(gd, p)(b, train=False))
     return model, gd, params, fwd
 

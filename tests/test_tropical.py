@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from abstract_params import random_params
 from nar.data import generate
 from nar.data.batch import make_batch
 from nar.model.losses import total_loss
@@ -518,26 +519,6 @@ def test_registry_and_default_message_graph():
 # 8. End to end
 
 
-def init_model_params(config: ModelConfig, seed: int = 0):
-    """(graphdef, parameters as a pure dict): kernels N(0, 1/fan_in), layer-norm scales 1, the tropical W_Q/K/V
-    N(0, 1) and shift 1 (as Tropical initialises them), other biases N(0, 0.01)."""
-    abstract = nnx.eval_shape(lambda: Model(config, rngs=nnx.Rngs(seed)))
-    graphdef, state = nnx.split(abstract)
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        name = str(getattr(path[-1], "key", path[-1]))
-        if name == "kernel":
-            return (rng.normal(size=leaf.shape) / np.sqrt(leaf.shape[0])).astype(np.float32)
-        if name in ("w_q", "w_k", "w_v"):
-            return rng.normal(size=leaf.shape).astype(np.float32)
-        if name in ("scale", "shift"):
-            return np.ones(leaf.shape, np.float32)
-        return (0.1 * rng.normal(size=leaf.shape)).astype(np.float32)
-
-    return graphdef, jax.tree_util.tree_map_with_path(fill, nnx.to_pure_dict(state))
-
-
 def test_model_end_to_end_finite_outputs_and_gradients():
     """bellman_ford with the tropical processor (hidden 16, 4 heads) on 4 generated 6-node graphs: outputs,
     hints and loss finite; the gradient of total_loss wrt every parameter finite, and the attention's own
@@ -546,7 +527,7 @@ def test_model_end_to_end_finite_outputs_and_gradients():
     assert cfg.graph_kind == "input"
     tb = generate("bellman_ford", 4, 6, 0).trajectories
     batch = jax.device_put(make_batch(tb, cfg.graph_kind))
-    graphdef, params = init_model_params(cfg)
+    _, graphdef, params = random_params(lambda: Model(cfg, rngs=nnx.Rngs(0)))
     assert "w_v" in params["processor"]
 
     def loss_fn(p, b, key):
