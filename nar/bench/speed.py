@@ -77,7 +77,8 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
     pad = batch.pad_sizes
     out = {"algorithm": algorithm, "processor": processor, "message_graph": kind, "graph": extra.get("graph", "keys"),
            "degree": degree if graph == "sparse_er" else None, "num_nodes": num_nodes, "batch_size": batch_size,
-           "hidden": hidden, "padded": {"nodes": pad.nodes, "edges": pad.edges, "steps": pad.steps},
+           "hidden": hidden, "padded": {"nodes": pad.nodes, "edges": pad.edges, "steps": pad.steps,
+                                        "triplets": pad.triplets},
            "edges_per_graph": float(tb.n_edge.mean()), "hint_steps_max": int(tb.n_step.max())}
     if mode in ("both", "train"):
         check_fits(pad, hidden, True, kind, triplet_features=tf)

@@ -22,6 +22,7 @@ from nar.model.probes import POINTERS, Decoder, Encoder, predicted_features, tru
 from nar.model.segment import log_sinkhorn
 from nar.processors import get_processor
 from nar.processors.base import Graph
+from nar.processors.tropical import VALUATIONS
 from nar.specs import SPECS, Stage, Type
 
 HINT_MODES = ("encoded_decoded", "decoded_only", "none")
@@ -62,7 +63,7 @@ class ModelConfig:
                   (self.triplet_features >= 1, f"triplet_features must be positive, got {self.triplet_features}"),
                   (self.heads >= 1 and self.hidden % self.heads == 0,
                    f"heads must divide hidden ({self.hidden}), got {self.heads}"),
-                  (self.valuation in ("log1p", "log"), f"valuation must be 'log1p' or 'log', got {self.valuation!r}"),
+                  (self.valuation in VALUATIONS, f"valuation must be one of {VALUATIONS}, got {self.valuation!r}"),
                   (self.message_graph in (None, "complete", "input"),
                    f"message_graph must be 'complete' or 'input', got {self.message_graph!r}")]
         for ok, msg in checks:
