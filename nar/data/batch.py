@@ -173,7 +173,10 @@ def pad_sizes_for(tb: TrajectoryBatch, message_graph: str, num_graphs: int, trip
     """The bucket a batch of these samples falls in."""
     message_graph = message_graph_for(tb.algorithm, message_graph)
     s, r, per = message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge, message_graph)
-    num_triplets = len(triplet_edges(s, r, int(tb.n_node.sum()))) if triplets else None
+    num_triplets = None
+    if triplets:  # the complete graph's count is known (every i, j, k of a sample): no need to list them twice
+        num_triplets = (int((tb.n_node.astype(np.int64) ** 3).sum()) if message_graph == "complete"
+                        else len(triplet_edges(s, r, int(tb.n_node.sum()))))
     return _bucket_of(tb, int(per.sum()), num_graphs, num_triplets)
 
 
