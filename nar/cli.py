@@ -55,6 +55,8 @@ def _eval(args) -> int:
     model, params, config = load_run(args.run, "params" if args.last else "best_params")
     overrides = {"eval": {k: v for k, v in (("sizes", args.sizes), ("graph", args.graph), ("degree", args.degree),
                                              ("samples", args.samples)) if v is not None}}
+    if args.gate is not None:
+        overrides["eval"]["closed_gate"] = args.gate == "closed"
     cfg = from_dict(overrides, config).eval
     log = None if args.json else (lambda m: print(m, file=sys.stderr))
     if args.data:
@@ -99,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--samples", type=int, help="test graphs per size")
     e.add_argument("--data", action="append", help="a stored dataset folder (e.g. from `nar generate clrs30`) "
                    "instead of drawing test sets; repeatable")
+    e.add_argument("--gate", choices=("learned", "closed"),
+                   help="G-ForgetNet: run with the learned history gate or with it shut (pure Markov)")
     e.add_argument("--last", action="store_true", help="the last parameters instead of the best-validation ones")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_eval)

@@ -14,6 +14,8 @@ from typing import Any
 from nar.data import CLRS_TRAIN_SIZES, GRAPH_FAMILIES
 from nar.model.net import ModelConfig
 
+GATE_PENALTIES = ("none", "magnitude", "closed_loss")
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -29,6 +31,11 @@ class TrainConfig:
     val_size: int = 16
     checkpoint_every: int = 500
     log_every: int = 10
+    # G-ForgetNet's gate penalty: "magnitude" adds w * mean gate; "closed_loss" adds w * (the loss with the gate
+    # shut). The weight w ramps linearly from 0 over the first gate_penalty_warmup steps.
+    gate_penalty: str = "none"
+    gate_penalty_weight: float = 0.1
+    gate_penalty_warmup: int = 0
 
     def __post_init__(self):
         for key in ("steps", "batch_size", "eval_every", "val_samples", "val_size", "checkpoint_every", "log_every"):
@@ -39,6 +46,18 @@ class TrainConfig:
                              f"{self.learning_rate} and {self.grad_clip}")
         if not self.sizes or any(n < 2 for n in self.sizes):
             raise ValueError(f"train.sizes must be sizes >= 2, got {self.sizes}")
+        if self.gate_penalty not in GATE_PENALTIES:
+            raise ValueError(f"train.gate_penalty must be one of {GATE_PENALTIES}, got {self.gate_penalty!r}")
+        if self.gate_penalty_weight < 0 or self.gate_penalty_warmup < 0:
+            raise ValueError(f"train.gate_penalty_weight and train.gate_penalty_warmup must be >= 0, got "
+                             f"{self.gate_penalty_weight} and {self.gate_penalty_warmup}")
+
+    def penalty_weight(self, step: int) -> float:
+        """The gate penalty's weight at `step` (0 without a penalty)."""
+        if self.gate_penalty == "none":
+            return 0.0
+        ramp = min(1.0, step / self.gate_penalty_warmup) if self.gate_penalty_warmup else 1.0
+        return self.gate_penalty_weight * ramp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +69,7 @@ class EvalConfig:
     degree: float = 5.0  # sparse_er's expected degree
     max_edges_per_batch: int = 1 << 20
     batch_size: int = 32
+    closed_gate: bool = False  # G-ForgetNet: validate and test with the history gate shut (pure Markov)
 
     def __post_init__(self):
         if not self.sizes or any(n < 2 for n in self.sizes):
@@ -69,6 +89,15 @@ class Config:
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+
+    def __post_init__(self):
+        gated = self.model.processor == "g_forgetnet"
+        if self.train.gate_penalty != "none" and not gated:
+            raise ValueError(f"train.gate_penalty={self.train.gate_penalty!r} needs model.processor = "
+                             f"'g_forgetnet' (the only processor with a history gate), got {self.model.processor!r}")
+        if self.eval.closed_gate and not gated:
+            raise ValueError(f"eval.closed_gate needs model.processor = 'g_forgetnet', got "
+                             f"{self.model.processor!r}")
 
     def to_dict(self) -> dict:
         return {s: _plain(dataclasses.asdict(getattr(self, s))) for s in ("model", "train", "eval")}

@@ -40,9 +40,10 @@ def batches(tb: TrajectoryBatch, model: ModelConfig, batch_size: int, max_edges:
 
 
 class Evaluator:
-    """Counts for a batch, jitted; `compiles` says how many times it was traced (once per padded shape)."""
+    """Counts for a batch, jitted; `compiles` says how many times it was traced (once per padded shape).
+    `closed_gate` evaluates G-ForgetNet with its history gate shut."""
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, closed_gate: bool = False):
         self.graphdef, _ = nnx.split(model)
         self.model = model
         self.compiles = 0
@@ -50,7 +51,7 @@ class Evaluator:
         def counts(params, batch):
             self.compiles += 1  # runs only while tracing
             m = nnx.merge(self.graphdef, params)
-            return batch_counts(m, m(batch, train=False), batch)
+            return batch_counts(m, m(batch, train=False, closed_gate=closed_gate), batch)
 
         self._counts = jax.jit(counts)
 
@@ -74,7 +75,7 @@ def test_set(algorithm: str, n: int, cfg: EvalConfig) -> TrajectoryBatch:
 def evaluate_sizes(model: Model, params, cfg: EvalConfig, evaluator: Evaluator | None = None,
                    log=None) -> dict:
     """{n: {'score', 'output/<name>', 'hint/<name>', 'graphs', 'family', 'seconds'}} for every size in cfg."""
-    evaluator = evaluator or Evaluator(model)
+    evaluator = evaluator or Evaluator(model, cfg.closed_gate)
     algorithm = model.config.algorithm
     results = {}
     for n in cfg.sizes:
@@ -98,7 +99,7 @@ def evaluate_dataset(model: Model, params, path, cfg: EvalConfig, evaluator: Eva
         raise ValueError(f"dataset {path} holds {ds.algorithm} trajectories but the model was trained on "
                          f"{model.config.algorithm}")
     tb = ds.trajectories
-    evaluator = evaluator or Evaluator(model)
+    evaluator = evaluator or Evaluator(model, cfg.closed_gate)
     t0 = time.perf_counter()
     res = evaluator(params, batches(tb, model.config, cfg.batch_size, cfg.max_edges_per_batch))
     n = int(tb.n_node.max())

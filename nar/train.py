@@ -26,7 +26,7 @@ from nar.config import Config, load
 from nar.data import clrs_train
 from nar.data.batch import Batch, GrowingPad, PadSizes, make_batch
 from nar.evaluate import Evaluator, batches
-from nar.model.losses import total_loss
+from nar.model.losses import training_loss
 from nar.model.memory import check_fits
 from nar.model.net import Model
 
@@ -172,23 +172,24 @@ class Trainer:
         self.tx = make_optimizer(config)
         self.compiles = 0
         self._step = jax.jit(self._train_step)
-        self.evaluator = Evaluator(self.model)
+        self.evaluator = Evaluator(self.model, config.eval.closed_gate)
         self.checkpointer = Checkpointer(ckpt_dir)
 
-    def _train_step(self, params, opt_state, batch, key):
+    def _train_step(self, params, opt_state, batch, key, penalty_weight):
         self.compiles += 1  # runs only while tracing: one per padded shape
 
         def loss_fn(p):
             m = nnx.merge(self.graphdef, p)
-            return total_loss(m, m(batch, key, train=True), batch)
+            loss, parts, stats = training_loss(m, batch, key, self.config.train.gate_penalty, penalty_weight)
+            return loss, (parts, stats)
 
-        (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        (loss, (parts, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = self.tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss, parts
+        return optax.apply_updates(params, updates), opt_state, loss, parts, stats
 
-    def train_step(self, params, opt_state, batch, key):
-        """One jitted optimisation step: (params, opt_state, loss, loss parts)."""
-        return self._step(params, opt_state, batch, key)
+    def train_step(self, params, opt_state, batch, key, penalty_weight=0.0):
+        """One jitted optimisation step: (params, opt_state, loss, loss parts, processor statistics)."""
+        return self._step(params, opt_state, batch, key, jnp.asarray(penalty_weight, jnp.float32))
 
     def run(self, on_step=None) -> dict:
         cfg = self.config.train
@@ -213,8 +214,8 @@ class Trainer:
                 for step in range(start, cfg.steps):
                     s, batch = prefetch.get()
                     assert s == step
-                    params, opt_state, loss, parts = self.train_step(params, opt_state, batch,
-                                                                     jax.random.fold_in(key, step))
+                    params, opt_state, loss, parts, stats = self.train_step(
+                        params, opt_state, batch, jax.random.fold_in(key, step), cfg.penalty_weight(step))
                     done = step + 1
                     if on_step is not None:
                         on_step(done, loss)
@@ -226,7 +227,8 @@ class Trainer:
                         rate = (done - s_log) / max(now - t_log, 1e-9)
                         t_log, s_log = now, done
                         _write(log, {"step": done, "loss": loss, "steps_per_s": rate, "compiles": self.compiles,
-                                     **{f"loss/{k}": float(v) for k, v in parts.items()}})
+                                     **{f"loss/{k}": float(v) for k, v in parts.items()},
+                                     **{k: float(v) for k, v in stats.items()}})
                         bar.update(done, f"loss {loss:.4f} {rate:.1f} steps/s best val "
                                          f"{float(best['best_score']):.4f}")
                     if done % cfg.eval_every == 0 or done == cfg.steps:

@@ -881,7 +881,7 @@ def test_jit_and_eager_agree_on_training_loss_and_grad(nets, bfs_tb):
 def test_forward_shapes_finite_and_hint_use(nets, bfs_tb, processor, hint_mode):
     net = nets(processor, hint_mode)
     kind = net.config.graph_kind
-    assert kind == PROCESSORS[processor].default_message_graph
+    assert kind == net.config.core.default_message_graph
     b = bfs_batch(bfs_tb, kind, triplets=net.config.triplets)
     N, E, T = BFS_PAD.nodes, BFS_PAD.edges, BFS_PAD.steps
     preds, parts = net.forward(b)

@@ -29,7 +29,7 @@ from nar.data.batch import GrowingPad, PadSizes
 from nar.evaluate import Evaluator, batches, evaluate_sizes, format_table
 from nar.evaluate import test_set as eval_test_set
 from nar.model.memory import check_fits, estimate_bytes
-from nar.processors import PROCESSORS, get_processor
+from nar.processors import PROCESSORS
 from nar.train import (
     CHECKPOINTS,
     CONFIG_FILE,
@@ -254,7 +254,7 @@ def test_no_recompile_within_a_bucket(reference, tmp_path):
     for s in [0, 1, 2, grow, grow + 1]:
         batch = train_batch(cfg, s, pad)
         assert batch.pad_sizes == (small if s < grow else large)
-        params, opt, loss, _ = trainer.train_step(params, opt, batch, key)
+        params, opt, loss, *_ = trainer.train_step(params, opt, batch, key)
         assert np.isfinite(float(loss))
         counts.append(trainer.compiles)
     assert counts == [1, 1, 1, 2, 2]
@@ -391,7 +391,7 @@ def test_config_file_loads_and_matches_its_name(path, tmp_path):
     if get_algorithm(algorithm).kind == "sort":
         assert cfg.model.graph_kind == "complete"
     else:
-        assert cfg.model.graph_kind == get_processor(processor).default_message_graph
+        assert cfg.model.graph_kind == cfg.model.core.default_message_graph
     copy = tmp_path / "copy.toml"
     copy.write_text(cfg.to_toml())
     assert load(copy) == cfg

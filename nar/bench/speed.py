@@ -93,14 +93,15 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
             def run():
                 nonlocal p, o
                 for _ in range(steps):
-                    p, o, loss, _ = trainer.train_step(p, o, batch, key)
+                    p, o, loss, *_ = trainer.train_step(p, o, batch, key)
                 jax.block_until_ready(loss)
 
             seconds = min(_timed(run) for _ in range(2))
             trainer.model.scan_unroll = pad.steps
             graphdef, _ = nnx.split(trainer.model)
             trainer.graphdef = graphdef
-            flops = _flops(jax.jit(lambda *a: trainer._train_step(*a)).lower(params, opt, batch, key))  # fresh trace
+            fresh = jax.jit(lambda *a: trainer._train_step(*a))  # a fresh trace, with the unrolled scan
+            flops = _flops(fresh.lower(params, opt, batch, key, 0.0))
             trainer.model.scan_unroll = 1
             model = trainer.model
         rate = steps / seconds

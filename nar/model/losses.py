@@ -73,3 +73,27 @@ def losses(model, preds: Predictions, batch: Batch) -> dict:
 def total_loss(model, preds: Predictions, batch: Batch):
     parts = losses(model, preds, batch)
     return sum(parts.values()), parts
+
+
+def training_loss(model, batch: Batch, key, gate_penalty: str = "none", weight=0.0):
+    """(loss, parts, stats) of a training step: `total_loss` plus, for G-ForgetNet, `weight` times the gate penalty.
+
+    "magnitude": the mean gate over real nodes, steps and channels (penalty A); "closed_loss": the total loss of
+    the same parameters run with the gate shut (penalty B), which trains the pure Markov path used by
+    `eval.closed_gate`. `stats` holds the processor's statistics (the mean gate) and the penalty's value.
+    """
+    preds = model(batch, key, train=True)
+    loss, parts = total_loss(model, preds, batch)
+    stats = dict(preds.stats)
+    if gate_penalty == "none":
+        return loss, parts, stats
+    if "gate" not in stats:
+        raise ValueError(f"gate_penalty={gate_penalty!r} needs a processor with a history gate (g_forgetnet)")
+    if gate_penalty == "magnitude":
+        penalty = stats["gate"]
+    elif gate_penalty == "closed_loss":
+        penalty, _ = total_loss(model, model(batch, key, train=True, closed_gate=True), batch)
+    else:
+        raise ValueError(f"unknown gate_penalty {gate_penalty!r}; known: none, magnitude, closed_loss")
+    stats["gate_penalty"] = penalty
+    return loss + weight * penalty, parts, stats

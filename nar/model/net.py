@@ -49,11 +49,15 @@ class ModelConfig:
     triplet_features: int = 8  # Triplet-GMPNN
     heads: int = 4  # tropical attention
     valuation: str = "log1p"  # tropical attention: "log1p" (released code) or "log" (paper)
+    base_processor: str = "mpnn"  # the processor ForgetNet / G-ForgetNet wrap
 
     def __post_init__(self):
         if self.algorithm not in SPECS:
             raise ValueError(f"unknown algorithm {self.algorithm!r}; known: {', '.join(SPECS)}")
         get_processor(self.processor)
+        if get_processor(self.base_processor).wraps:
+            raise ValueError(f"base_processor must be a processor that does not wrap another, got "
+                             f"{self.base_processor!r}")
         checks = [(self.hint_mode in HINT_MODES, f"hint_mode must be one of {HINT_MODES}, got {self.hint_mode!r}"),
                   (self.hint_repred in HINT_REPRED, f"hint_repred must be one of {HINT_REPRED}, "
                                                     f"got {self.hint_repred!r}"),
@@ -71,20 +75,26 @@ class ModelConfig:
                 raise ValueError(msg)
 
     @property
+    def core(self):
+        """The registry entry that does the message passing: the processor, or the base a wrapper wraps."""
+        entry = get_processor(self.processor)
+        return get_processor(self.base_processor) if entry.wraps else entry
+
+    @property
     def graph_kind(self) -> str:
         """The message graph batches are laid out on."""
-        return message_graph_for(self.algorithm,
-                                 self.message_graph or get_processor(self.processor).default_message_graph)
+        return message_graph_for(self.algorithm, self.message_graph or self.core.default_message_graph)
 
     @property
     def triplets(self) -> bool:
         """Whether batches must carry triplets for this processor."""
-        return get_processor(self.processor).triplets
+        return self.core.triplets
 
 
 class Predictions(NamedTuple):
     outputs: Mapping[str, Any]  # logits; permutation pointers as Sinkhorn log-probabilities
     hints: Mapping[str, Any]  # logits of hints 1 .. T-1, stacked [T-1, ...]
+    stats: Mapping[str, Any] = {}  # the processor's per-node statistics (`history`), mean over real nodes and steps
 
 
 def graph_of(batch: Batch) -> Graph:
@@ -104,10 +114,13 @@ class Model(nnx.Module):
         enc_probes = {**self.input_probes, **(self.hint_probes if encode_hints else {})}
         scalar_hints = frozenset(n for n, (_, t, _) in self.hint_probes.items() if t == Type.SCALAR)
         self.encoder = Encoder(enc_probes, H, rngs=rngs, small_init=scalar_hints)
-        entry = get_processor(config.processor)
+        core = config.core
         opts = {"layer_norm": config.layer_norm, **({"gated": True} if config.gated else {}),
-                **{name: getattr(config, name) for name in entry.options}, **processor_options}
-        self.processor = entry.build(H, rngs=rngs, **opts)
+                **{name: getattr(config, name) for name in core.options}, **processor_options}
+        self.processor = core.build(H, rngs=rngs, **opts)
+        entry = get_processor(config.processor)
+        if entry.wraps:
+            self.processor = entry.build(H, rngs=rngs, base=self.processor)
         edge_in = H + self.processor.edge_latent_size
         self.output_decoder = Decoder(self.output_probes, H, edge_in, rngs=rngs)
         self.hint_decoder = Decoder(self.hint_probes, H, edge_in, rngs=rngs) if decode_hints else None
@@ -116,7 +129,8 @@ class Model(nnx.Module):
         # every step (it counts a loop body once).
         self.scan_unroll = 1
 
-    def __call__(self, batch: Batch, key=None, *, train: bool = False) -> Predictions:
+    def __call__(self, batch: Batch, key=None, *, train: bool = False, closed_gate: bool = False) -> Predictions:
+        """Predictions for a batch; `closed_gate` shuts a history gate (G-ForgetNet run as pure ForgetNet)."""
         cfg = self.config
         graph = graph_of(batch)
         H = cfg.hidden
@@ -133,17 +147,20 @@ class Model(nnx.Module):
             t, truth_next, k = xs
             feats = {**feats_in, **(hint_feats if self.encode_hints else {})}
             node_fts, edge_fts, graph_fts = self.encoder(feats, graph, H)
-            new_hidden, latent = self.processor(node_fts, edge_fts, graph_fts, graph, hidden)
-            h_dec = jnp.concatenate([node_fts, self.processor.history(hidden), new_hidden], axis=-1)
+            history, stats = self.processor.history(node_fts, hidden, closed=closed_gate)
+            new_hidden, latent = self.processor(node_fts, edge_fts, graph_fts, graph, history)
+            h_dec = jnp.concatenate([node_fts, history, new_hidden], axis=-1)
             e_dec = edge_fts if latent is None else jnp.concatenate([edge_fts, latent], axis=-1)
             # Outputs are decoded once, after the loop, from the decoder inputs of each sample's last step:
             # the same result as decoding every step and freezing (CLRS), at a fraction of the cost.
             keep_G = (t == 0) | (t + 1 < batch.lengths)
+            live_N = (t + 1 < batch.lengths)[graph.node_graph]  # real nodes at a real step
+            sums = {n: (jnp.sum(jnp.where(live_N, v, 0.0)), jnp.sum(live_N)) for n, v in stats.items()}
             outs = (jnp.where(keep_G[graph.node_graph][:, None], h_dec, outs[0]),
                     jnp.where(keep_G[graph.edge_graph][:, None], e_dec, outs[1]),
                     jnp.where(keep_G[:, None], graph_fts, outs[2]))
             if self.hint_decoder is None:
-                return (new_hidden, hint_feats, outs), {}
+                return (new_hidden, hint_feats, outs), ({}, sums)
             hint_logits = self.hint_decoder(h_dec, e_dec, graph_fts, graph)
             force_G = jax.random.uniform(k, (graph.num_graphs,)) < tf
             nxt = {}
@@ -151,7 +168,7 @@ class Model(nnx.Module):
                 pred = predicted_features(hint_logits[n], loc, type_, graph, hard)
                 truth = truth_features(truth_next[n], loc, type_, classes, graph)
                 nxt[n] = jnp.where(_broadcast(force_G, self.hint_probes[n], graph, pred), truth, pred)
-            return (new_hidden, nxt, outs), hint_logits
+            return (new_hidden, nxt, outs), (hint_logits, sums)
 
         edge_in = H + self.processor.edge_latent_size
         outs0 = (jnp.zeros((graph.num_nodes, 3 * H)), jnp.zeros((graph.num_edges, edge_in)),
@@ -159,7 +176,8 @@ class Model(nnx.Module):
         truth_seq = {n: batch.hints[n][1:num_steps + 1] for n in self.hint_probes}
         xs = (jnp.arange(num_steps), truth_seq, jax.random.split(k_steps, num_steps))
         carry0 = (jnp.zeros((graph.num_nodes, H)), hint_truth, outs0)
-        (_, _, last), hint_logits = jax.lax.scan(step, carry0, xs, unroll=self.scan_unroll)
+        (_, _, last), (hint_logits, sums) = jax.lax.scan(step, carry0, xs, unroll=self.scan_unroll)
+        stats = {n: total.sum() / jnp.maximum(count.sum(), 1) for n, (total, count) in sums.items()}
         outs = self.output_decoder(*last, graph)
         steps = cfg.sinkhorn_steps if train else cfg.sinkhorn_eval_steps
         for n, (_, type_, _) in self.output_probes.items():
@@ -167,7 +185,7 @@ class Model(nnx.Module):
                 x = jnp.where(graph.senders == graph.receivers, outs[n] - 1e6, outs[n])
                 outs[n] = log_sinkhorn(x, graph.receivers, graph.senders, graph.num_nodes, steps,
                                        cfg.sinkhorn_temperature, k_noise if train else None)
-        return Predictions(outs, hint_logits)
+        return Predictions(outs, hint_logits, stats)
 
 
 def _broadcast(flag_G, probe, graph: Graph, like):

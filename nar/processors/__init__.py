@@ -2,7 +2,8 @@
 
 Each entry gives the constructor (`hidden`, `rngs=`, options), the message graph it uses by default (CLRS:
 MPNN on the complete graph, PGN on the input graph plus self-loops), the `ModelConfig` fields it takes as options,
-and whether its batches must carry triplets.
+and whether its batches must carry triplets. A wrapper (`wraps=True`: ForgetNet, G-ForgetNet) is built around the
+processor named by `ModelConfig.base_processor`, whose message graph and triplets it inherits.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import functools
 from collections.abc import Callable
 
 from nar.processors.base import Graph, Processor
+from nar.processors.forget import Forget
 from nar.processors.mpnn import MPNN
 from nar.processors.tropical import Tropical
 
@@ -20,20 +22,22 @@ from nar.processors.tropical import Tropical
 class ProcessorEntry:
     name: str
     build: Callable[..., Processor]
-    default_message_graph: str
+    default_message_graph: str | None  # None for a wrapper: its base processor's
     description: str
     options: tuple[str, ...] = ()  # ModelConfig fields passed to `build` as keyword arguments
     triplets: bool = False  # batches carry triplets (`make_batch(..., triplets=True)`)
+    wraps: bool = False  # built as build(hidden, rngs=, base=<the base processor>)
 
 
 PROCESSORS: dict[str, ProcessorEntry] = {}
 
 
-def register(name: str, build: Callable[..., Processor], default_message_graph: str, description: str,
-             options: tuple[str, ...] = (), triplets: bool = False) -> None:
+def register(name: str, build: Callable[..., Processor], default_message_graph: str | None, description: str,
+             options: tuple[str, ...] = (), triplets: bool = False, wraps: bool = False) -> None:
     if name in PROCESSORS:
         raise ValueError(f"processor {name!r} is already registered")
-    PROCESSORS[name] = ProcessorEntry(name, build, default_message_graph, description, tuple(options), triplets)
+    PROCESSORS[name] = ProcessorEntry(name, build, default_message_graph, description, tuple(options), triplets,
+                                      wraps)
 
 
 def get_processor(name: str) -> ProcessorEntry:
@@ -51,5 +55,9 @@ register("triplet_gmpnn", functools.partial(MPNN, gated=True, triplets=True), "c
          "Triplet-GMPNN: update gate and triplet edge latents (Ibarz et al. 2022)", ("triplet_features",), True)
 register("tropical", Tropical, "input", "tropical max-plus attention over in-neighbours (Hashemi et al. 2025)",
          ("heads", "valuation"))
+register("forgetnet", Forget, None, "ForgetNet: the base processor with no history (Bohde et al. 2024)",
+         wraps=True)
+register("g_forgetnet", functools.partial(Forget, history_gate=True), None,
+         "G-ForgetNet: the base processor with a learned gate on the history (Bohde et al. 2024)", wraps=True)
 
 __all__ = ["PROCESSORS", "Graph", "Processor", "ProcessorEntry", "get_processor", "register"]

@@ -5,9 +5,12 @@ A processor runs one step of message passing:
     hidden, edge_latent = processor(node_fts [N, H], edge_fts [E, H], graph_fts [G, H], graph, hidden [N, H])
 
 `graph` is a `Graph` (the padded processing graph). `edge_latent` is `None` or [E, L] extra edge features for the
-decoders (Triplet-GMPNN's). A processor is free to ignore `hidden` (a history-free processor) or to keep a discrete
-state in it: the model loop only carries what the processor returns. `history(hidden)` is what the decoders see of
-the previous step (CLRS decoders read [x, h_prev, h]); a processor that must not leak history overrides it.
+decoders (Triplet-GMPNN's). The model loop only carries what the processor returns.
+
+Before each step the model asks `history(node_fts, hidden, closed=...)` what may cross from the previous step. That
+history is what the processor receives as `hidden` and what the decoders see as h_prev (CLRS decoders read
+[x, h_prev, h]). Plain processors pass it through; ForgetNet drops it and G-ForgetNet gates it
+(`nar.processors.forget`), so one override removes the history everywhere it enters.
 """
 
 from __future__ import annotations
@@ -46,5 +49,7 @@ class Processor(nnx.Module):
     #: Width of the edge latent returned to the decoders (0: none).
     edge_latent_size: int = 0
 
-    def history(self, hidden):
-        return hidden
+    def history(self, node_fts, hidden, *, closed: bool = False):
+        """(the history the step may use [N, H], {name: [N] per-node statistic}). `closed` shuts a learned gate."""
+        del node_fts, closed
+        return hidden, {}
