@@ -4,6 +4,7 @@
     nar train --algorithm A --processor P ...  train a model into a run directory (resumable)
     nar eval DIR [--sizes 16,64,256] ...       out-of-distribution table of a trained run
     nar bench speed ...                        train/eval speed, compile time, memory and FLOPs
+    nar bench fsa-distance ...                 GraphFSA on its paper's Distance task, with the learned table
 """
 
 from __future__ import annotations
@@ -67,6 +68,18 @@ def _eval(args) -> int:
             results.update(evaluate_dataset(model, params, path, cfg))
     else:
         results = evaluate_sizes(model, params, cfg, log=log)
+    if args.table:
+        if not hasattr(model, "describe"):
+            raise ValueError(f"--table needs a GraphFSA run; {args.run} uses {config.model.processor}")
+        from flax import nnx
+
+        from nar.evaluate import batches, test_set
+
+        n = cfg.sizes[0]
+        batch = batches(test_set(config.model.algorithm, n, cfg), config.model, cfg.batch_size,
+                        cfg.max_edges_per_batch)[0]
+        print(f"learned automaton, transitions used on the n={n} test graphs:")
+        print(nnx.merge(nnx.split(model)[0], params).describe(batch))
     if args.json:
         print(json.dumps({"run": str(args.run), "algorithm": config.model.algorithm,
                           "processor": config.model.processor, "eval": dataclasses.asdict(cfg),
@@ -103,10 +116,13 @@ def _parser() -> argparse.ArgumentParser:
                    "instead of drawing test sets; repeatable")
     e.add_argument("--gate", choices=("learned", "closed"),
                    help="G-ForgetNet: run with the learned history gate or with it shut (pure Markov)")
+    e.add_argument("--table", action="store_true",
+                   help="GraphFSA: print the learned automaton (transitions used on the first size's test graphs)")
     e.add_argument("--last", action="store_true", help="the last parameters instead of the best-validation ones")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_eval)
-    sub.add_parser("bench", help="benchmarks (`nar bench speed --help`)", add_help=False)
+    sub.add_parser("bench", help="benchmarks (`nar bench speed --help`, `nar bench fsa-distance --help`)",
+                   add_help=False)
     return p
 
 
@@ -117,12 +133,14 @@ def main(argv=None) -> int:
 
         return generate(argv[1:])
     if argv and argv[0] == "bench":
-        from nar.bench.speed import main as speed
-
-        if len(argv) < 2 or argv[1] != "speed":
-            print("usage: nar bench speed [options]  (see `nar bench speed --help`)", file=sys.stderr)
+        if len(argv) < 2 or argv[1] not in ("speed", "fsa-distance"):
+            print("usage: nar bench speed|fsa-distance [options]  (see `nar bench speed --help`)", file=sys.stderr)
             return 2
-        return speed(argv[2:])
+        if argv[1] == "fsa-distance":
+            from nar.bench.fsa_distance import main as bench
+        else:
+            from nar.bench.speed import main as bench
+        return bench(argv[2:])
     args = _parser().parse_args(argv)
     try:
         return args.func(args)

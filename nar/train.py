@@ -28,7 +28,9 @@ from nar.data.batch import Batch, GrowingPad, PadSizes, make_batch
 from nar.evaluate import Evaluator, batches
 from nar.model.losses import training_loss
 from nar.model.memory import check_fits
+from nar.model.fsa import FSAModel
 from nar.model.net import Model
+from nar.processors import get_processor
 
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.jsonl"
@@ -38,9 +40,10 @@ RESUMABLE_CHANGES = {"train.steps", "train.log_every", "eval.sizes", "eval.sampl
                      "eval.max_edges_per_batch", "eval.batch_size", "eval.seed"}
 
 
-def build_model(config: Config) -> Model:
-    """The model of a config, initialised from the config's seed."""
-    return Model(config.model, rngs=nnx.Rngs(config.train.seed))
+def build_model(config: Config) -> Model | FSAModel:
+    """The model of a config, initialised from the config's seed (GraphFSA's own model for an automaton)."""
+    cls = FSAModel if get_processor(config.model.processor).automaton else Model
+    return cls(config.model, rngs=nnx.Rngs(config.train.seed))
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:

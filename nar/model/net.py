@@ -22,6 +22,7 @@ from nar.model.probes import POINTERS, Decoder, Encoder, predicted_features, tru
 from nar.model.segment import log_sinkhorn
 from nar.processors import get_processor
 from nar.processors.base import Graph
+from nar.processors.graphfsa import check_fsa_algorithm
 from nar.processors.tropical import VALUATIONS
 from nar.specs import SPECS, Stage, Type
 
@@ -50,13 +51,16 @@ class ModelConfig:
     heads: int = 4  # tropical attention
     valuation: str = "log1p"  # tropical attention: "log1p" (released code) or "log" (paper)
     base_processor: str = "mpnn"  # the processor ForgetNet / G-ForgetNet wrap
+    fsa_states: int = 0  # GraphFSA: states per node (0: the classes of the tracked hint)
+    fsa_bound: int = 1  # GraphFSA: neighbour counts are capped at this bound k
 
     def __post_init__(self):
         if self.algorithm not in SPECS:
             raise ValueError(f"unknown algorithm {self.algorithm!r}; known: {', '.join(SPECS)}")
-        get_processor(self.processor)
-        if get_processor(self.base_processor).wraps:
-            raise ValueError(f"base_processor must be a processor that does not wrap another, got "
+        if get_processor(self.processor).automaton:
+            check_fsa_algorithm(self.algorithm)
+        if get_processor(self.base_processor).wraps or get_processor(self.base_processor).automaton:
+            raise ValueError(f"base_processor must be a message-passing processor (not a wrapper or an automaton), got "
                              f"{self.base_processor!r}")
         checks = [(self.hint_mode in HINT_MODES, f"hint_mode must be one of {HINT_MODES}, got {self.hint_mode!r}"),
                   (self.hint_repred in HINT_REPRED, f"hint_repred must be one of {HINT_REPRED}, "
@@ -67,6 +71,8 @@ class ModelConfig:
                   (self.triplet_features >= 1, f"triplet_features must be positive, got {self.triplet_features}"),
                   (self.heads >= 1 and self.hidden % self.heads == 0,
                    f"heads must divide hidden ({self.hidden}), got {self.heads}"),
+                  (self.fsa_states >= 0 and self.fsa_bound >= 1,
+                   f"fsa_states must be >= 0 and fsa_bound >= 1, got {self.fsa_states} and {self.fsa_bound}"),
                   (self.valuation in VALUATIONS, f"valuation must be one of {VALUATIONS}, got {self.valuation!r}"),
                   (self.message_graph in (None, "complete", "input"),
                    f"message_graph must be 'complete' or 'input', got {self.message_graph!r}")]

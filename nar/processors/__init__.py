@@ -3,7 +3,8 @@
 Each entry gives the constructor (`hidden`, `rngs=`, options), the message graph it uses by default (CLRS:
 MPNN on the complete graph, PGN on the input graph plus self-loops), the `ModelConfig` fields it takes as options,
 and whether its batches must carry triplets. A wrapper (`wraps=True`: ForgetNet, G-ForgetNet) is built around the
-processor named by `ModelConfig.base_processor`, whose message graph and triplets it inherits.
+processor named by `ModelConfig.base_processor`, whose message graph and triplets it inherits. An automaton
+(GraphFSA) replaces the whole encode-process-decode model (`nar.model.fsa.FSAModel`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 
 from nar.processors.base import Graph, Processor
 from nar.processors.forget import Forget
+from nar.processors.graphfsa import GraphFSA
 from nar.processors.mpnn import MPNN
 from nar.processors.tropical import Tropical
 
@@ -27,17 +29,19 @@ class ProcessorEntry:
     options: tuple[str, ...] = ()  # ModelConfig fields passed to `build` as keyword arguments
     triplets: bool = False  # batches carry triplets (`make_batch(..., triplets=True)`)
     wraps: bool = False  # built as build(hidden, rngs=, base=<the base processor>)
+    automaton: bool = False  # not an encode-process-decode processor: `nar.model.fsa.FSAModel` runs it
 
 
 PROCESSORS: dict[str, ProcessorEntry] = {}
 
 
 def register(name: str, build: Callable[..., Processor], default_message_graph: str | None, description: str,
-             options: tuple[str, ...] = (), triplets: bool = False, wraps: bool = False) -> None:
+             options: tuple[str, ...] = (), triplets: bool = False, wraps: bool = False,
+             automaton: bool = False) -> None:
     if name in PROCESSORS:
         raise ValueError(f"processor {name!r} is already registered")
     PROCESSORS[name] = ProcessorEntry(name, build, default_message_graph, description, tuple(options), triplets,
-                                      wraps)
+                                      wraps, automaton)
 
 
 def get_processor(name: str) -> ProcessorEntry:
@@ -59,5 +63,7 @@ register("forgetnet", Forget, None, "ForgetNet: the base processor with no histo
          wraps=True)
 register("g_forgetnet", functools.partial(Forget, history_gate=True), None,
          "G-ForgetNet: the base processor with a learned gate on the history (Bohde et al. 2024)", wraps=True)
+register("graphfsa", GraphFSA, "input", "GraphFSA: a learned finite-state automaton on each node (Grötschla et al. "
+         "2024), for finite node hints (BFS, DFS)", ("fsa_states", "fsa_bound"), automaton=True)
 
 __all__ = ["PROCESSORS", "Graph", "Processor", "ProcessorEntry", "get_processor", "register"]
