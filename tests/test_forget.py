@@ -1,13 +1,15 @@
 """ForgetNet / G-ForgetNet tests: closed-gate G-ForgetNet equals ForgetNet with the same parameters, ForgetNet's
-step ignores the previous hidden state for every base processor (processor and decoders), the history gate
-against NumPy, the mean-gate statistic against a per-step recomputation (padding excluded), both gate penalties'
-values and gradients, the config checks, and a tiny training run evaluated with `nar eval --gate closed`.
+step ignores the previous hidden state for every base processor (processor and decoders) and the whole model is
+Markov in its hints, the history gate against NumPy, the mean-gate statistic against a per-step recomputation
+(padding excluded), both gate penalties' values and gradients, the config checks, and a tiny training run
+evaluated with `nar eval --gate closed`.
 
 Models are built abstractly and filled from NumPy (`abstract_params.random_params`); every jitted function is
-cached per model config and compiles once per padded shape.
+cached per model config and compiles once per padded shape. XLA's optimisations are off for the whole module
+(the Trainer's compiles included): these tests check values, not speed, and compiles take half the time.
 """
 
-import dataclasses
+import importlib
 import json
 
 import jax
@@ -30,9 +32,13 @@ HIDDEN = 8
 BASES = ("mpnn", "pgn", "gmpnn", "triplet_gmpnn")
 
 
-def fast_jit(f, **kwargs):
-    """jax.jit with XLA's backend optimisations off: these tests check values, not speed."""
-    return jax.jit(f, compiler_options={"xla_backend_optimization_level": 0}, **kwargs)
+@pytest.fixture(scope="module", autouse=True)
+def fast_compiles():
+    """XLA with most optimisations off while this module runs (see the module docstring)."""
+    old = jax.config.values["jax_disable_most_optimizations"]
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", old)
 
 
 def as_np(tree):
@@ -51,21 +57,21 @@ _MODELS: dict = {}
 
 
 def model_of(cfg: ModelConfig):
-    """(abstract model, graphdef, random parameters as a pure NumPy dict, jitted forward) of a config, cached.
-    The forward is fn(params, batch, key, train=, closed=) -> (outputs, hint logits, stats)."""
+    """(graphdef, random parameters as a pure NumPy dict, jitted forward) of a config, cached; each config gets
+    parameters of its own. The forward is fn(params, batch, key, train=, closed=) -> (outputs, hints, stats)."""
     if cfg not in _MODELS:
-        model, gd, params = random_params(lambda: Model(cfg, rngs=nnx.Rngs(0)), seed=len(_MODELS))
+        _, gd, params = random_params(lambda: Model(cfg, rngs=nnx.Rngs(0)), seed=len(_MODELS))
 
         def fwd(p, b, k, train, closed):
             preds = nnx.merge(gd, p)(b, k, train=train, closed_gate=closed)
             return preds.outputs, preds.hints, preds.stats
 
-        _MODELS[cfg] = (model, gd, params, fast_jit(fwd, static_argnames=("train", "closed")))
+        _MODELS[cfg] = (gd, params, jax.jit(fwd, static_argnames=("train", "closed")))
     return _MODELS[cfg]
 
 
 def forward(cfg, batch, params=None, closed=False, train=False, key=None):
-    _, _, own, fn = model_of(cfg)
+    _, own, fn = model_of(cfg)
     key = jax.random.key(0) if key is None else key
     return as_np(fn(own if params is None else params, batch, key, train=train, closed=closed))
 
@@ -105,10 +111,10 @@ def batch_for(tb, cfg: ModelConfig, pad=None):
 @pytest.mark.parametrize("algorithm", ["bfs", "bellman_ford"])
 def test_closed_gate_g_forgetnet_is_forgetnet_with_the_same_parameters(bfs_tb, bf_tb, algorithm):
     """G-ForgetNet has ForgetNet's parameters plus the gate MLP; with the gate shut and the shared parameters
-    copied, both give the same outputs and hint logits. With the gate open they differ (the history is used)."""
+    copied, both give the same outputs and hint logits."""
     g_cfg, f_cfg = config("g_forgetnet", algorithm=algorithm), config("forgetnet", algorithm=algorithm)
-    _, _, g_params, _ = model_of(g_cfg)
-    _, _, f_params, _ = model_of(f_cfg)
+    _, g_params, _ = model_of(g_cfg)
+    _, f_params, _ = model_of(f_cfg)
     shared = without_gate(g_params)
     assert set(g_params["processor"]) == {"base", "gate_in", "gate_out"} and set(f_params["processor"]) == {"base"}
     assert jax.tree.structure(shared) == jax.tree.structure(f_params)
@@ -121,6 +127,15 @@ def test_closed_gate_g_forgetnet_is_forgetnet_with_the_same_parameters(bfs_tb, b
     assert f_hints and f_stats == {} and set(c_stats) == {"gate"}
     assert_trees_close(c_out, f_out, "outputs")
     assert_trees_close(c_hints, f_hints, "hint logits")
+
+
+def test_open_gate_differs_from_forgetnet(bfs_tb):
+    """With the gate open, G-ForgetNet uses the history: its predictions differ from ForgetNet's with the same
+    shared parameters."""
+    g_cfg, f_cfg = config("g_forgetnet"), config("forgetnet")
+    _, g_params, _ = model_of(g_cfg)
+    b = batch_for(bfs_tb, g_cfg)
+    f_out, f_hints, _ = forward(f_cfg, b, without_gate(g_params))
     o_out, o_hints, _ = forward(g_cfg, b, g_params)
     assert any(not np.allclose(o_out[n], f_out[n], rtol=1e-3, atol=1e-4) for n in f_out)
     assert any(not np.allclose(o_hints[n], f_hints[n], rtol=1e-3, atol=1e-4) for n in f_hints)
@@ -137,14 +152,14 @@ def step_of(cfg: ModelConfig):
     """(params, jitted fn(params, node, edge, graph_fts, graph, hidden) -> (new hidden, edge latent)): one step
     of the model's processor, its input hidden state first passed through `history`."""
     if cfg not in _STEPS:
-        _, gd, params, _ = model_of(cfg)
+        gd, params, _ = model_of(cfg)
 
         def step(p, node_fts, edge_fts, graph_fts, graph, hidden):
             proc = nnx.merge(gd, p).processor
             h, _ = proc.history(node_fts, hidden)
             return proc(node_fts, edge_fts, graph_fts, graph, h)
 
-        _STEPS[cfg] = (params, fast_jit(step))
+        _STEPS[cfg] = (params, jax.jit(step))
     return _STEPS[cfg]
 
 
@@ -196,7 +211,7 @@ def test_forgetnet_decoders_see_zero_history(bfs_tb):
     changes nothing, while it changes the predictions of G-ForgetNet and of the plain processor."""
     for processor in ("forgetnet", "g_forgetnet", "mpnn"):
         cfg = config(processor)
-        _, _, params, _ = model_of(cfg)
+        _, params, _ = model_of(cfg)
         moved = perturb_prev_rows(params)
         assert sum(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(params), jax.tree.leaves(moved))) >= 3
         b = batch_for(bfs_tb, cfg)
@@ -212,6 +227,31 @@ def test_forgetnet_decoders_see_zero_history(bfs_tb):
             assert not np.allclose(hints["reach_h"], hints2["reach_h"], atol=1e-4), processor
 
 
+def shifted(b, s: int):
+    """The batch started at hint s: hint t + s becomes hint t (the tail repeats the last padded step)."""
+    hints = {n: jnp.concatenate([h[s:], jnp.repeat(h[-1:], s, 0)]) for n, h in b.hints.items()}
+    return b._replace(hints=hints, lengths=jnp.maximum(b.lengths - s, 0))
+
+
+def test_forgetnet_is_markov_in_its_hints(bfs_tb):
+    """With every hint teacher-forced, ForgetNet's hint logits at step t depend only on the inputs and hint t:
+    the batch started at hint 2 gives, at step t - 2, the logits the full batch gives at step t (neither the
+    processor nor the decoders see an earlier step). The plain processor carries its hidden state: they differ."""
+    s = 2
+    for processor in ("forgetnet", "mpnn"):
+        cfg = config(processor, teacher_forcing=1.0)
+        b = batch_for(bfs_tb, cfg)
+        T = b.pad_sizes.steps - 1
+        hints = forward(cfg, b, train=True)[1]
+        later = forward(cfg, shifted(b, s), train=True)[1]
+        for name in hints:
+            got, want = later[name][:T - s], hints[name][s:]
+            if processor == "forgetnet":
+                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=name)
+            else:
+                assert not np.allclose(got, want, rtol=1e-3, atol=1e-4), name
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 3. The history gate against NumPy
 
@@ -219,7 +259,7 @@ def test_forgetnet_decoders_see_zero_history(bfs_tb):
 def test_history_gate_against_numpy():
     """hist = sigmoid(W2 relu(W1 [x || h] + b1) + b2) * h per channel, from the module's own weights; the gate
     statistic is its mean over channels. Closed: zero history and zero gate. ForgetNet: zero history, no stats."""
-    _, gd, params, _ = model_of(config("g_forgetnet"))
+    gd, params, _ = model_of(config("g_forgetnet"))
     proc = nnx.merge(gd, params).processor
     rng = np.random.default_rng(3)
     x, h = (rng.normal(size=(7, HIDDEN)).astype(np.float32) for _ in range(2))
@@ -236,7 +276,7 @@ def test_history_gate_against_numpy():
     hist, stats = as_np(proc.history(x, h, closed=True))
     np.testing.assert_array_equal(hist, np.zeros_like(h))
     np.testing.assert_array_equal(stats["gate"], np.zeros(len(h)))
-    _, f_gd, f_params, _ = model_of(config("forgetnet"))
+    f_gd, f_params, _ = model_of(config("forgetnet"))
     hist, stats = as_np(nnx.merge(f_gd, f_params).processor.history(x, h))
     np.testing.assert_array_equal(hist, np.zeros_like(h))
     assert stats == {}
@@ -248,10 +288,11 @@ def test_history_gate_against_numpy():
 
 def test_gate_statistic_is_the_mean_over_real_nodes_and_steps(bfs_tb, monkeypatch):
     """stats['gate'] is the mean of the per-node gate over real nodes at the steps t with t + 1 < L of their own
-    sample: recomputed from the per-step gates (recorded by a callback) with masks built from the trajectories,
-    and unchanged by extra padding. It is in (0, 1), and 0 with the gate shut."""
+    sample: recomputed from the per-step gates (recorded by a callback) on a batch with extra padding (nodes,
+    steps, graph slots), with masks built from the trajectories; the padding leaves it unchanged. It is in
+    (0, 1), and 0 with the gate shut."""
     cfg = config("g_forgetnet")
-    _, gd, params, _ = model_of(cfg)
+    gd, params, _ = model_of(cfg)
     b = batch_for(bfs_tb, cfg)
     stats = forward(cfg, b)[2]
     assert 0.0 < stats["gate"] < 1.0
@@ -265,12 +306,13 @@ def test_gate_statistic_is_the_mean_over_real_nodes_and_steps(bfs_tb, monkeypatc
         jax.debug.callback(lambda g: gates.append(np.asarray(g)), out[1]["gate"], ordered=True)
         return out
 
+    pad = b.pad_sizes
+    big = PadSizes(nodes=pad.nodes + 16, edges=pad.edges + 64, steps=pad.steps + 2, graphs=pad.graphs + 2)
+    padded = batch_for(bfs_tb, cfg, pad=big)
     monkeypatch.setattr(Forget, "history", recording)
-    recorded = as_np(fast_jit(lambda p, b: nnx.merge(gd, p)(b).stats)(params, b))
+    recorded = as_np(jax.jit(lambda p, b: nnx.merge(gd, p)(b).stats)(params, padded))
     monkeypatch.undo()
-    np.testing.assert_allclose(recorded["gate"], stats["gate"], rtol=1e-6)
-    T = b.pad_sizes.steps - 1
-    assert len(gates) == T and all(g.shape == (b.pad_sizes.nodes,) for g in gates)
+    assert len(gates) == big.steps - 1 and all(g.shape == (big.nodes,) for g in gates)
 
     noff = offsets(bfs_tb.n_node)
     total = count = 0.0
@@ -279,13 +321,9 @@ def test_gate_statistic_is_the_mean_over_real_nodes_and_steps(bfs_tb, monkeypatc
             if t + 1 < L:
                 total += g[noff[i]:noff[i + 1]].astype(np.float64).sum()
                 count += noff[i + 1] - noff[i]
-    np.testing.assert_allclose(stats["gate"], total / count, rtol=1e-5)
-    assert abs(np.mean(gates) - total / count) > 1e-4  # the mask matters: padding is counted out
-
-    pad = b.pad_sizes
-    big = PadSizes(nodes=pad.nodes + 16, edges=pad.edges + 64, steps=pad.steps + 2, graphs=pad.graphs + 2)
-    padded = batch_for(bfs_tb, cfg, pad=big)
-    np.testing.assert_allclose(forward(cfg, padded)[2]["gate"], stats["gate"], rtol=1e-5)
+    assert abs(np.mean(gates) - total / count) > 1e-3  # the mask matters: padding is counted out
+    np.testing.assert_allclose(recorded["gate"], total / count, rtol=1e-5)
+    np.testing.assert_allclose(stats["gate"], recorded["gate"], rtol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -297,7 +335,7 @@ def test_gate_penalties_values_and_gradients(bfs_tb):
     (open) + w * total (closed) and its gradient is grad(open) + w * grad(closed), which does not reach the gate
     weights. References from `total_loss` on the model run directly. (No hints: half the compile time.)"""
     cfg = config("g_forgetnet", hint_mode="none")
-    _, gd, params, _ = model_of(cfg)
+    gd, params, _ = model_of(cfg)
     b = batch_for(bfs_tb, cfg)
     key = jax.random.key(5)
     w = 0.7
@@ -310,7 +348,7 @@ def test_gate_penalties_values_and_gradients(bfs_tb):
                  total_loss(m, m(b, key, train=True, closed_gate=True), b)[0])
         return sum(c * x for c, x in zip(coef, terms)), terms
 
-    ref_fn = fast_jit(jax.grad(reference, has_aux=True))
+    ref_fn = jax.jit(jax.grad(reference, has_aux=True))
     (g_total, (total, gate, closed)), (g_gate, _), (g_closed, _) = (
         as_np(ref_fn(params, jnp.asarray(c, jnp.float32))) for c in np.eye(3))
 
@@ -318,7 +356,7 @@ def test_gate_penalties_values_and_gradients(bfs_tb):
         loss, _, stats = training_loss(nnx.merge(gd, p), b, key, penalty, weight)
         return loss, stats
 
-    grad_fn = fast_jit(jax.value_and_grad(penalised, has_aux=True), static_argnames="penalty")
+    grad_fn = jax.jit(jax.value_and_grad(penalised, has_aux=True), static_argnames="penalty")
 
     (loss0, _), grads0 = as_np(grad_fn(params, 0.0, "magnitude"))
     (loss, stats), grads = as_np(grad_fn(params, w, "magnitude"))
@@ -343,17 +381,19 @@ def test_gate_penalties_values_and_gradients(bfs_tb):
         assert any(x.any() for x in jax.tree.leaves(g_total["processor"][layer])), layer
 
 
-def test_gate_penalty_needs_a_gate_and_a_known_name(bfs_tb):
+@pytest.mark.parametrize("processor, penalty, match", [
+    ("forgetnet", "magnitude", "needs a processor with a history gate"),
+    ("mpnn", "closed_loss", "needs a processor with a history gate"),
+    ("g_forgetnet", "gate_norm", "unknown gate_penalty 'gate_norm'"),
+])
+def test_gate_penalty_needs_a_gate_and_a_known_name(bfs_tb, processor, penalty, match):
     """A gate penalty on a model without a history gate, or an unknown penalty, is a ValueError naming it
     (checked while tracing: nothing is compiled)."""
-    for processor, penalty, match in (("forgetnet", "magnitude", "needs a processor with a history gate"),
-                                      ("mpnn", "closed_loss", "needs a processor with a history gate"),
-                                      ("g_forgetnet", "gate_norm", "unknown gate_penalty 'gate_norm'")):
-        cfg = config(processor)
-        _, gd, params, _ = model_of(cfg)
-        b = batch_for(bfs_tb, cfg)
-        with pytest.raises(ValueError, match=match):
-            jax.eval_shape(lambda p: training_loss(nnx.merge(gd, p), b, jax.random.key(0), penalty, 0.1), params)
+    cfg = config(processor)
+    gd, params, _ = model_of(cfg)
+    b = batch_for(bfs_tb, cfg)
+    with pytest.raises(ValueError, match=match):
+        jax.eval_shape(lambda p: training_loss(nnx.merge(gd, p), b, jax.random.key(0), penalty, 0.1), params)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -418,9 +458,9 @@ def tiny_run(processor: str, steps: int, **train) -> Config:
 
 def test_training_with_gate_penalty_and_closed_gate_eval(tmp_path, capsys, monkeypatch):
     """A 3-step G-ForgetNet run with the magnitude penalty logs the mean gate, in (0, 1), and the penalty (the
-    same number) at every step; `nar eval --gate closed` evaluates it with the gate shut. On a ForgetNet run
-    `--gate closed` is refused (exit code 2, naming closed_gate): that run is only its config (`load_run` stubbed,
-    as training one would double the test's compile time)."""
+    same number) at every step; `nar eval --gate closed` evaluates it with the gate shut (the model is called with
+    closed_gate=True). On a ForgetNet run `--gate closed` is refused (exit code 2, naming closed_gate): that run is
+    only its config (`load_run` stubbed; training one would add a compile of the training step)."""
     run = tmp_path / "g"
     Trainer(tiny_run("g_forgetnet", 3, gate_penalty="magnitude", gate_penalty_warmup=2), run, progress=False).run()
     records = [json.loads(line) for line in (run / METRICS_FILE).read_text().splitlines()]
@@ -430,13 +470,22 @@ def test_training_with_gate_penalty_and_closed_gate_eval(tmp_path, capsys, monke
         assert 0.0 < r["gate"] < 1.0 and r["gate_penalty"] == pytest.approx(r["gate"], rel=1e-6)
     assert len([r for r in records if "val_score" in r]) == 1
 
+    seen, call = [], Model.__call__
+
+    def spy(self, *args, closed_gate=False, **kwargs):
+        seen.append(closed_gate)
+        return call(self, *args, closed_gate=closed_gate, **kwargs)
+
+    monkeypatch.setattr(Model, "__call__", spy)
     capsys.readouterr()
     assert main(["eval", str(run), "--gate", "closed", "--sizes", "5", "--samples", "4", "--json"]) == 0
+    assert seen and all(seen)  # the evaluator ran the model with the gate shut
     report = json.loads(capsys.readouterr().out)
     assert report["processor"] == "g_forgetnet" and report["eval"]["closed_gate"] is True
     assert 0.0 <= report["results"]["5"]["score"] <= 1.0
 
-    monkeypatch.setattr("nar.train.load_run", lambda run, which: (None, None, tiny_run("forgetnet", 1)))
+    train_module = importlib.import_module("nar.train")  # `nar.train` the attribute is the function train()
+    monkeypatch.setattr(train_module, "load_run", lambda run, which: (None, None, tiny_run("forgetnet", 1)))
     assert main(["eval", str(tmp_path / "f"), "--gate", "closed", "--sizes", "5", "--json"]) == 2
     err = capsys.readouterr().err
     assert "closed_gate" in err and "forgetnet" in err

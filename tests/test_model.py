@@ -876,8 +876,12 @@ def test_jit_and_eager_agree_on_training_loss_and_grad(nets, bfs_tb):
         np.testing.assert_allclose(ge, gj, rtol=1e-4, atol=1e-5 * scale, err_msg=jax.tree_util.keystr(path))
 
 
+# Encode-process-decode processors (an automaton, GraphFSA, has its own model and tests: test_graphfsa.py).
+NEURAL = sorted(p for p, e in PROCESSORS.items() if not e.automaton)
+
+
 @pytest.mark.parametrize("hint_mode", HINT_MODES)
-@pytest.mark.parametrize("processor", sorted(PROCESSORS))
+@pytest.mark.parametrize("processor", NEURAL)
 def test_forward_shapes_finite_and_hint_use(nets, bfs_tb, processor, hint_mode):
     net = nets(processor, hint_mode)
     kind = net.config.graph_kind
@@ -936,7 +940,7 @@ def _compare_sample(net, tb_a, b_a, pred_a, i, tb_b, b_b, pred_b, j, what):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=f"{what} sample {i} {stage} {name}")
 
 
-@pytest.mark.parametrize("processor", sorted(PROCESSORS))
+@pytest.mark.parametrize("processor", NEURAL)
 def test_padding_invariance_bfs(nets, bfs_tb, processor):
     """A sample's predictions do not depend on the other samples of its batch nor on how much padding follows
     (alone, the rest of the padded shape is padding; same shape, so one compile)."""

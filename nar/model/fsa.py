@@ -129,7 +129,7 @@ class FSAModel(nnx.Module):
             probs = jnp.stack([1.0 - p1, p1], -1)
         else:
             probs = jax.nn.softmax(logits_T, -1)
-        truth = jax.nn.one_hot(batch.hints[self.hint_name][1:steps + 1], self.classes)
+        truth = jax.nn.one_hot(batch.hints[self.hint_name][1:steps + 1].astype(jnp.int32), self.classes)
         w_TN = (valid_graphs(batch) * (jnp.arange(steps)[:, None] + 1 < batch.lengths[None, :]))[:, graph.node_graph]
         sq = jnp.sum((probs - truth) ** 2, -1)
         part = jnp.sum(sq * w_TN) / jnp.maximum(jnp.sum(w_TN), 1.0)

@@ -72,11 +72,11 @@ class GraphFSA(nnx.Module):
         self.table = nnx.Param(jax.random.uniform(rngs.params(), (chars, states, states)))
 
     def counts(self, state_NxS, graph: Graph):
-        """[N, S] capped neighbour counts a_vc in 0..k (hard, from rounded soft sums)."""
+        """[N, S] capped neighbour counts a_vc in 0..k (hard, from rounded soft sums: the thresholds pass no
+        gradient to the neighbours)."""
         senders, receivers = jnp.asarray(graph.senders), jnp.asarray(graph.receivers)
         msg_ExS = state_NxS[senders] * count_edges(graph)[:, None]
         total_NxS = jax.ops.segment_sum(msg_ExS, receivers, graph.num_nodes)
-        total_NxS = jax.lax.stop_gradient(total_NxS)
         return sum((total_NxS > r + 0.5).astype(jnp.int32) for r in range(self.bound))
 
     def characters(self, state_NxS, graph: Graph):
