@@ -26,9 +26,9 @@ from nar.config import Config, load
 from nar.data import clrs_train
 from nar.data.batch import Batch, GrowingPad, PadSizes, make_batch
 from nar.evaluate import Evaluator, batches
+from nar.model.fsa import FSAModel
 from nar.model.losses import training_loss
 from nar.model.memory import check_fits
-from nar.model.fsa import FSAModel
 from nar.model.net import Model
 from nar.processors import get_processor
 

@@ -67,7 +67,6 @@ class FSAModel(nnx.Module):
         del closed_gate
         graph = graph_of(batch)
         hard = not train
-        C = self.classes
         real_N = (batch.lengths > 0)[graph.node_graph][:, None]
         truth_TN = batch.hints[self.hint_name].astype(jnp.int32)
         start_NxS = jax.nn.one_hot(truth_TN[0], self.fsa.states) * real_N  # padding nodes hold no state
