@@ -15,27 +15,36 @@ from flax import nnx
 from nar.algorithms import get_algorithm
 from nar.config import EvalConfig
 from nar.data import generate
-from nar.data.batch import cover, make_batch, pad_sizes_for
+from nar.data.batch import cover, make_batch, pad_sizes_for, probes
 from nar.data.store import load as load_dataset
 from nar.metrics import batch_counts, scores
-from nar.model.memory import check_fits
+from nar.model.memory import available_bytes, check_fits, estimate_bytes
 from nar.model.net import Model, ModelConfig
+from nar.specs import Stage
 from nar.trajectory import TrajectoryBatch
+
+
+def hint_probe_count(model: ModelConfig) -> int:
+    """Hint probes whose predictions a model of this config returns per step (for the memory estimate)."""
+    return 0 if model.hint_mode == "none" else len(probes(model.algorithm, Stage.HINT))
 
 
 def batches(tb: TrajectoryBatch, model: ModelConfig, batch_size: int, max_edges: int, random_pos=None):
     """Split samples into padded batches for `model` (its message graph, triplets if it uses them) of at most
-    `batch_size` graphs and about `max_edges` edges (a triplet counts as `triplet_features / hidden` of an edge);
+    `batch_size` graphs, about `max_edges` edges (a triplet counts as `triplet_features / hidden` of an edge) and
+    half the device's memory by `nar.model.memory`'s estimate (long trajectories store many hint predictions);
     every batch of one call shares the same padded shape (one compile), sized for the largest."""
     kind, triplets = model.graph_kind, model.triplets
+    hints = hint_probe_count(model)
     one = pad_sizes_for(tb.select([0]), kind, 1, triplets)
     per_graph = max(one.edges + one.triplets * model.triplet_features // model.hidden, 1)
-    per_batch = max(1, min(batch_size, max_edges // per_graph))
+    graph_bytes = max(estimate_bytes(one, model.hidden, False, model.triplet_features, hints), 1)
+    per_batch = max(1, min(batch_size, max_edges // per_graph, available_bytes() // 2 // graph_bytes))
     groups = [range(i, min(i + per_batch, len(tb))) for i in range(0, len(tb), per_batch)]
     parts = [tb.select(g) for g in groups]
     sizes = [pad_sizes_for(p, kind, per_batch, triplets) for p in parts]
     pad = cover(sizes)
-    check_fits(pad, model.hidden, False, kind, triplet_features=model.triplet_features)
+    check_fits(pad, model.hidden, False, kind, triplet_features=model.triplet_features, hint_probes=hints)
     return [make_batch(p, kind, pad, per_batch, random_pos, triplets) for p in parts]
 
 

@@ -25,7 +25,7 @@ from nar.checkpoint import Checkpointer
 from nar.config import Config, load
 from nar.data import clrs_train
 from nar.data.batch import Batch, GrowingPad, PadSizes, make_batch
-from nar.evaluate import Evaluator, batches
+from nar.evaluate import Evaluator, batches, hint_probe_count
 from nar.model.fsa import FSAModel
 from nar.model.losses import training_loss
 from nar.model.memory import check_fits
@@ -67,7 +67,8 @@ def train_batch(config: Config, step: int, pad: GrowingPad | None = None) -> Bat
     rng = np.random.default_rng([t.seed, step]) if t.random_pos else None
     kind = config.model.graph_kind
     batch = make_batch(tb, kind, pad, num_graphs=t.batch_size, random_pos=rng, triplets=config.model.triplets)
-    check_fits(batch.pad_sizes, config.model.hidden, True, kind, triplet_features=config.model.triplet_features)
+    check_fits(batch.pad_sizes, config.model.hidden, True, kind, triplet_features=config.model.triplet_features,
+               hint_probes=hint_probe_count(config.model))
     return batch
 
 

@@ -30,6 +30,7 @@ from nar.evaluate import Evaluator, batches, evaluate_sizes, format_table
 from nar.evaluate import test_set as eval_test_set
 from nar.model.memory import check_fits, estimate_bytes
 from nar.processors import PROCESSORS
+from nar.specs import SPECS
 from nar.train import (
     CHECKPOINTS,
     CONFIG_FILE,
@@ -312,6 +313,23 @@ def test_check_fits():
     assert "GiB" in str(e.value) and "message_graph='input'" not in str(e.value)
     # Training keeps tensors per hint step for the backward pass: more than evaluation, growing with the steps.
     assert estimate_bytes(pad, 128, False) < need < estimate_bytes(dataclasses.replace(pad, steps=64), 128, True)
+
+
+def test_estimate_counts_stored_hints_and_evaluation_batches_fit(monkeypatch):
+    """Every step's hint predictions are kept (2 copies of (T - 1) x (E + N) floats per hint probe), and evaluation
+    batches shrink to fit half the memory instead of dying in the allocator (DFS at n=1,024 was OOM-killed)."""
+    pad = PadSizes(nodes=100, edges=1000, steps=11, graphs=2)
+    for train in (True, False):
+        assert estimate_bytes(pad, 16, train, hint_probes=3) - estimate_bytes(pad, 16, train) == 2 * 4 * 10 * 1100 * 3
+    cfg = load(None, ["model.algorithm=dfs", "model.processor=pgn", "model.hidden=16"])
+    tb = eval_test_set("dfs", 16, dataclasses.replace(cfg.eval, samples=8, graph="sparse_er"))
+    assert [int((b.lengths > 0).sum()) for b in batches(tb, cfg.model, 8, 1 << 20)] == [8]
+    one = batches(tb.select([0]), cfg.model, 1, 1 << 20)[0].pad_sizes
+    per_graph = estimate_bytes(one, 16, False, hint_probes=len([p for p in SPECS["dfs"].values() if p[0] == "hint"]))
+    monkeypatch.setattr("nar.evaluate.available_bytes", lambda: 2 * 3 * per_graph + 1)  # room for 3 graphs
+    small = batches(tb, cfg.model, 8, 1 << 20)
+    assert [int((b.lengths > 0).sum()) for b in small] == [3, 3, 2]
+    assert sum(int((b.lengths > 0).sum()) for b in small) == len(tb)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -8,6 +8,11 @@ Triplet-GMPNN adds [P, F] triplet tensors (P triplets: n^3 per graph on the comp
 8 by default), counted the same way with their own multipliers, so in total
 
     bytes = 4 * ((E + N) * H * (8 + 6 (T - 1)) + P * F * (4 + 3 (T - 1)))      (training; T - 1 = 0 in evaluation)
+
+plus, in training and evaluation alike, the hint predictions of every step, which the model returns stacked:
+`STORED_HINT_COPIES` x 4 x (T - 1) x (E + N) per hint probe (an upper bound: pointer hints are [E] per step, node
+hints [N]; the factor counts the scan's output buffer and the metrics' temporaries). For long trajectories (DFS at
+n = 1,024: 3,072 steps) this term dominates and bounds the graphs per evaluation batch.
 """
 
 from __future__ import annotations
@@ -23,14 +28,17 @@ EDGE_TENSORS_PER_STEP = 6
 TRIPLET_FEATURES = 8
 TRIPLET_TENSORS_EVAL = 4
 TRIPLET_TENSORS_PER_STEP = 3
+STORED_HINT_COPIES = 2
 BYTES = 4  # float32
 
 
-def estimate_bytes(pad: PadSizes, hidden: int, train: bool, triplet_features: int = TRIPLET_FEATURES) -> int:
+def estimate_bytes(pad: PadSizes, hidden: int, train: bool, triplet_features: int = TRIPLET_FEATURES,
+                   hint_probes: int = 0) -> int:
     steps = pad.steps - 1 if train else 0
     edges = (pad.edges + pad.nodes) * hidden * BYTES * (EDGE_TENSORS_EVAL + EDGE_TENSORS_PER_STEP * steps)
     triplets = pad.triplets * triplet_features * BYTES * (TRIPLET_TENSORS_EVAL + TRIPLET_TENSORS_PER_STEP * steps)
-    return edges + triplets
+    hints = STORED_HINT_COPIES * BYTES * (pad.steps - 1) * (pad.edges + pad.nodes) * hint_probes
+    return edges + triplets + hints
 
 
 def available_bytes() -> int:
@@ -43,8 +51,8 @@ def available_bytes() -> int:
 
 
 def check_fits(pad: PadSizes, hidden: int, train: bool, message_graph: str, limit: int | None = None,
-               triplet_features: int = TRIPLET_FEATURES) -> None:
-    need = estimate_bytes(pad, hidden, train, triplet_features)
+               triplet_features: int = TRIPLET_FEATURES, hint_probes: int = 0) -> None:
+    need = estimate_bytes(pad, hidden, train, triplet_features, hint_probes)
     limit = available_bytes() if limit is None else limit
     if need > limit:
         hint = (" The complete message graph costs n^2 edges per graph: use message_graph='input' (sparse), which "
