@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from nar.data.batch import Batch, probes
@@ -54,6 +53,11 @@ class FSAModel(nnx.Module):
         self.fsa = get_processor(config.processor).build(states, config.fsa_bound, rngs=rngs)
         self.scan_unroll = 1  # as `Model.scan_unroll` (benchmarks unroll to count FLOPs)
 
+    def _start(self, batch: Batch, graph):
+        """[N, S] one-hot start states from hint 0 (state = class); padding nodes hold no state."""
+        start_NxS = jax.nn.one_hot(batch.hints[self.hint_name][0].astype(jnp.int32), self.fsa.states)
+        return start_NxS * (batch.lengths > 0)[graph.node_graph][:, None]
+
     def class_probs(self, state_NxS):
         """[N, C] probability of each hint class (state s is class s mod C)."""
         S, C = self.fsa.states, self.classes
@@ -69,7 +73,7 @@ class FSAModel(nnx.Module):
         hard = not train
         real_N = (batch.lengths > 0)[graph.node_graph][:, None]
         truth_TN = batch.hints[self.hint_name].astype(jnp.int32)
-        start_NxS = jax.nn.one_hot(truth_TN[0], self.fsa.states) * real_N  # padding nodes hold no state
+        start_NxS = self._start(batch, graph)
         num_steps = batch.pad_sizes.steps - 1
         tf = self.config.teacher_forcing if train else 0.0
         key = jax.random.key(0) if key is None else key
@@ -109,14 +113,9 @@ class FSAModel(nnx.Module):
         C = self.classes
         names = _STATE_NAMES.get(self.hint_name, [f"class{c}" for c in range(C)])
         names = [names[s % C] + "'" * (s // C) for s in range(self.fsa.states)]
-        state = jax.nn.one_hot(batch.hints[self.hint_name][0].astype(jnp.int32), self.fsa.states)
-        state = state * (batch.lengths > 0)[graph.node_graph][:, None]
-        used = 0
-        for t in range(batch.pad_sizes.steps - 1):
-            live_N = (t + 1 < batch.lengths)[graph.node_graph].astype(jnp.float32)
-            used = used + self.fsa.usage(state, graph, live_N)
-            state = self.fsa(state, graph, hard=True)
-        return self.fsa.describe(names, np.asarray(used))
+        t_T = jnp.arange(batch.pad_sizes.steps - 1)[:, None]
+        live_TxN = (t_T + 1 < batch.lengths[graph.node_graph][None, :]).astype(jnp.float32)
+        return self.fsa.describe(names, self.fsa.usage_over(self._start(batch, graph), graph, live_TxN))
 
     def loss(self, preds: Predictions, batch: Batch):
         """(total, parts): Diff-FSA's squared error of the class probabilities, mean over real nodes and steps."""

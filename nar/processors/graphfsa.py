@@ -133,3 +133,12 @@ class GraphFSA(nnx.Module):
         flat = x_N * self.states + jnp.argmax(state_NxS, -1)
         used = jax.ops.segment_sum(w_N * state_NxS.sum(-1), flat, self.chars * self.states)
         return used.reshape(self.chars, self.states)
+
+    def usage_over(self, state_NxS, graph: Graph, live_TxN):
+        """`usage` summed over a hard run of len(live_TxN) steps from `state_NxS`, node v counted at step t with
+        weight live_TxN[t, v] (for `describe`)."""
+        used = 0
+        for live_N in live_TxN:
+            used = used + self.usage(state_NxS, graph, live_N)
+            state_NxS = self(state_NxS, graph, hard=True)
+        return np.asarray(used)
