@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench-data clean
+.PHONY: install demo test bench-data bench-quick bench-full bench-speed report clean
 
 install: $(STAMP)
 
@@ -24,6 +24,32 @@ test: install
 # Data-generation throughput vs dm-clrs's samplers (JSON to results/, table on stdout).
 bench-data: install
 	$(PY) -m nar.bench.data --out results/bench_data.json
+
+# Accuracy: every algorithm x every processor on a smoke-level budget (< 60 min on 2 CPU cores), 1 seed.
+# Result files land in results/quick/ (one JSON per cell); a finished cell is not recomputed.
+JOBS ?= 2
+bench-quick: install
+	$(PY) -m nar.cli bench run configs/bench/quick.toml --jobs $(JOBS)
+
+# The CLRS protocol (10,000 steps, batch 32, sizes 4..16, best validation, 3 seeds) for a chosen set, e.g.
+# `make bench-full ALGOS=bfs,bellman_ford PROCESSORS=mpnn,triplet_gmpnn SEEDS=1,2,3`. Resumable: rerun the same
+# command after a kill; finished cells are skipped and a killed one resumes from its last checkpoint.
+ALGOS ?= bfs,bellman_ford
+PROCESSORS ?= mpnn,triplet_gmpnn
+SEEDS ?= 1,2,3
+FULL_JOBS ?= 1
+bench-full: install
+	$(PY) -m nar.cli bench run configs/bench/full.toml --algorithms $(ALGOS) --processors $(PROCESSORS) \
+		--seeds $(SEEDS) --jobs $(FULL_JOBS) $(if $(STEPS),--steps $(STEPS))
+
+# Speed: data generation, train steps/s, eval graphs/s, FLOPs, compile time and peak memory per processor at
+# n = 16 ... 1,024 (results/bench_speed/). DMCLRS_PYTHON=<a throwaway venv's python with dm-clrs> adds dm-clrs.
+bench-speed: install bench-data
+	$(PY) -m nar.cli bench suite-speed --out results/bench_speed $(if $(DMCLRS_PYTHON),--dmclrs-python $(DMCLRS_PYTHON))
+
+# Tables (docs/results.md), plots (docs/plots/*.png) and the README's results section, from results/ alone.
+report: install
+	$(PY) -m nar.bench.report --results results --docs docs --readme README.md
 
 clean:
 	rm -rf $(VENV) cache bench_out .pytest_cache .hypothesis

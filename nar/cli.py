@@ -3,7 +3,9 @@
     nar generate SUITE ...                     write a dataset suite (same as `python -m data_gen`)
     nar train --algorithm A --processor P ...  train a model into a run directory (resumable)
     nar eval DIR [--sizes 16,64,256] ...       out-of-distribution table of a trained run
+    nar bench run SUITE ...                    accuracy benchmark cells (configs/bench/*.toml), resumable
     nar bench speed ...                        train/eval speed, compile time, memory and FLOPs
+    nar bench suite-speed ...                  `make bench-speed`: every processor at n = 16 ... 1,024
     nar bench fsa-distance ...                 GraphFSA on its paper's Distance task, with the learned table
 """
 
@@ -13,6 +15,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+# `nar bench <name>`: the module whose main() runs it.
+BENCHES = {"run": "nar.bench.suite", "speed": "nar.bench.speed", "suite-speed": "nar.bench.speed_suite",
+           "fsa-distance": "nar.bench.fsa_distance"}
 
 
 def _sizes(text: str) -> list[int]:
@@ -121,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--last", action="store_true", help="the last parameters instead of the best-validation ones")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_eval)
-    sub.add_parser("bench", help="benchmarks (`nar bench speed --help`, `nar bench fsa-distance --help`)",
+    sub.add_parser("bench", help="benchmarks: `nar bench run|speed|suite-speed|fsa-distance --help`",
                    add_help=False)
     return p
 
@@ -133,14 +139,12 @@ def main(argv=None) -> int:
 
         return generate(argv[1:])
     if argv and argv[0] == "bench":
-        if len(argv) < 2 or argv[1] not in ("speed", "fsa-distance"):
-            print("usage: nar bench speed|fsa-distance [options]  (see `nar bench speed --help`)", file=sys.stderr)
+        if len(argv) < 2 or argv[1] not in BENCHES:
+            print(f"usage: nar bench {'|'.join(BENCHES)} [options]  (see `nar bench run --help`)", file=sys.stderr)
             return 2
-        if argv[1] == "fsa-distance":
-            from nar.bench.fsa_distance import main as bench
-        else:
-            from nar.bench.speed import main as bench
-        return bench(argv[2:])
+        import importlib
+
+        return importlib.import_module(BENCHES[argv[1]]).main(argv[2:])
     args = _parser().parse_args(argv)
     try:
         return args.func(args)

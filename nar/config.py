@@ -31,6 +31,7 @@ class TrainConfig:
     val_size: int = 16
     checkpoint_every: int = 500
     log_every: int = 10
+    pad_lookahead: int = 32  # start padded to cover the first K batches (one compile, not one per growth); 0: off
     # G-ForgetNet's gate penalty: "magnitude" adds w * mean gate; "closed_loss" adds w * (the loss with the gate
     # shut). The weight w ramps linearly from 0 over the first gate_penalty_warmup steps.
     gate_penalty: str = "none"
@@ -41,6 +42,8 @@ class TrainConfig:
         for key in ("steps", "batch_size", "eval_every", "val_samples", "val_size", "checkpoint_every", "log_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"train.{key} must be positive, got {getattr(self, key)}")
+        if self.pad_lookahead < 0:
+            raise ValueError(f"train.pad_lookahead must be >= 0, got {self.pad_lookahead}")
         if self.learning_rate <= 0 or self.grad_clip <= 0:
             raise ValueError(f"train.learning_rate and train.grad_clip must be positive, got "
                              f"{self.learning_rate} and {self.grad_clip}")

@@ -83,7 +83,8 @@ def test_set(algorithm: str, n: int, cfg: EvalConfig) -> TrajectoryBatch:
 
 def evaluate_sizes(model: Model, params, cfg: EvalConfig, evaluator: Evaluator | None = None,
                    log=None) -> dict:
-    """{n: {'score', 'output/<name>', 'hint/<name>', 'graphs', 'family', 'seconds'}} for every size in cfg."""
+    """{n: {'score', 'output/<name>', 'hint/<name>', 'graphs', 'family', 'data_hash', 'data_seconds',
+    'eval_seconds'}} for every size in cfg (`data_hash`: `TrajectoryBatch.content_hash` of the test set)."""
     evaluator = evaluator or Evaluator(model, cfg.closed_gate)
     algorithm = model.config.algorithm
     results = {}
@@ -93,7 +94,8 @@ def evaluate_sizes(model: Model, params, cfg: EvalConfig, evaluator: Evaluator |
         t1 = time.perf_counter()
         res = evaluator(params, batches(tb, model.config, cfg.batch_size, cfg.max_edges_per_batch))
         family = "uniform keys" if get_algorithm(algorithm).kind == "sort" else cfg.family(n)
-        results[n] = {**res, "graphs": len(tb), "family": family, "data_seconds": t1 - t0,
+        results[n] = {**res, "graphs": len(tb), "family": family, "data_hash": tb.content_hash(),
+                      "data_seconds": t1 - t0,
                       "eval_seconds": time.perf_counter() - t1}
         if log:
             log(f"n={n}: score {res['score']:.4f} ({len(tb)} graphs, {time.perf_counter() - t1:.1f}s)")
@@ -113,6 +115,7 @@ def evaluate_dataset(model: Model, params, path, cfg: EvalConfig, evaluator: Eva
     res = evaluator(params, batches(tb, model.config, cfg.batch_size, cfg.max_edges_per_batch))
     n = int(tb.n_node.max())
     return {n: {**res, "graphs": len(tb), "family": f"data:{ds.config.get('graph') or 'keys'}",
+                "data_hash": tb.content_hash(),
                 "data_seconds": 0.0, "eval_seconds": time.perf_counter() - t0}}
 
 

@@ -24,13 +24,14 @@ from flax import nnx
 from nar.checkpoint import Checkpointer
 from nar.config import Config, load
 from nar.data import clrs_train
-from nar.data.batch import Batch, GrowingPad, PadSizes, make_batch
+from nar.data.batch import Batch, GrowingPad, PadSizes, cover, make_batch, pad_sizes_for
 from nar.evaluate import Evaluator, batches, hint_probe_count
 from nar.model.fsa import FSAModel
 from nar.model.losses import training_loss
 from nar.model.memory import check_fits
 from nar.model.net import Model
 from nar.processors import get_processor
+from nar.trajectory import TrajectoryBatch
 
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.jsonl"
@@ -59,11 +60,28 @@ def initial_state(config: Config, params: dict, tx: optax.GradientTransformation
             "pad": jnp.zeros(len(fields(PadSizes)), jnp.int32)}
 
 
+def train_trajectories(config: Config, step: int) -> TrajectoryBatch:
+    """The samples of training batch `step`: CLRS's online distribution, sizes cycled, p drawn per graph."""
+    t = config.train
+    return clrs_train(config.model.algorithm, t.batch_size, t.seed, t.sizes, start=step * t.batch_size).trajectories
+
+
+def initial_pad(config: Config) -> PadSizes | None:
+    """The padded shape a fresh run starts at: the cover of the first `train.pad_lookahead` batches' buckets.
+    Growing from the first batch alone compiles once per growth (4-6 times in a short CLRS run, about 10 s each on
+    a small CPU); looking ahead compiles once and rarely grows again."""
+    t = config.train
+    if t.pad_lookahead == 0:
+        return None
+    kind, triplets = config.model.graph_kind, config.model.triplets
+    return cover([pad_sizes_for(train_trajectories(config, s), kind, t.batch_size, triplets)
+                  for s in range(min(t.pad_lookahead, t.steps))])
+
+
 def train_batch(config: Config, step: int, pad: GrowingPad | None = None) -> Batch:
-    """Training batch `step` (host arrays): CLRS's online distribution, sizes cycled, p drawn per graph. With
-    `pad`, the padded shape only grows along the run (few compiles)."""
-    t, algo = config.train, config.model.algorithm
-    tb = clrs_train(algo, t.batch_size, t.seed, t.sizes, start=step * t.batch_size).trajectories
+    """Training batch `step` (host arrays). With `pad`, the padded shape only grows along the run (few
+    compiles)."""
+    t, tb = config.train, train_trajectories(config, step)
     rng = np.random.default_rng([t.seed, step]) if t.random_pos else None
     kind = config.model.graph_kind
     batch = make_batch(tb, kind, pad, num_graphs=t.batch_size, random_pos=rng, triplets=config.model.triplets)
@@ -72,10 +90,15 @@ def train_batch(config: Config, step: int, pad: GrowingPad | None = None) -> Bat
     return batch
 
 
-def validation_batches(config: Config) -> list[Batch]:
+def validation_set(config: Config) -> TrajectoryBatch:
     """CLRS's validation: the training distribution at n = val_size, a seed of its own."""
-    t, algo = config.train, config.model.algorithm
-    tb = clrs_train(algo, t.val_samples, t.seed + 1, t.val_size).trajectories
+    t = config.train
+    return clrs_train(config.model.algorithm, t.val_samples, t.seed + 1, t.val_size).trajectories
+
+
+def validation_batches(config: Config) -> list[Batch]:
+    """The validation set (`validation_set`) as padded batches."""
+    t, tb = config.train, validation_set(config)
     rng = np.random.default_rng([t.seed, -1 % 2**32]) if t.random_pos else None
     return batches(tb, config.model, t.batch_size, config.eval.max_edges_per_batch, random_pos=rng)
 
@@ -211,7 +234,7 @@ class Trainer:
         t_start = time.perf_counter()
         t_log, s_log = t_start, start
         # The padded shape only grows; a resumed run continues from the shape its checkpoint was trained at.
-        pad = GrowingPad(PadSizes(*map(int, state["pad"])) if int(state["pad"][0]) else None)
+        pad = GrowingPad(PadSizes(*map(int, state["pad"])) if int(state["pad"][0]) else initial_pad(self.config))
         prefetch = _Prefetch(self.config, start, cfg.steps, pad) if start < cfg.steps else None
         try:
             with open(metrics_path, "a") as log:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -91,6 +92,17 @@ class TrajectoryBatch:
 
     def __len__(self) -> int:
         return int(self.n_node.shape[0])
+
+    def content_hash(self) -> str:
+        """SHA-256 of the samples (every array's dtype, shape and bytes, probes by name): equal hashes mean
+        bit-identical data, so a result file can name exactly what it was measured on."""
+        h = hashlib.sha256(self.algorithm.encode())
+        arrays = [self.n_node, self.n_step, self.n_edge, self.senders, self.receivers]
+        for name, arr in [(None, a) for a in arrays] + sorted(self.probes.items()):
+            arr = np.ascontiguousarray(arr)
+            h.update(f"{name}:{arr.dtype.str}:{arr.shape};".encode())
+            h.update(arr.tobytes())
+        return h.hexdigest()
 
     def _units(self, name: str) -> np.ndarray:
         """Number of stored values of probe `name` per sample."""

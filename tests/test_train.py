@@ -47,9 +47,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED = 2
 STEPS = 40
 INTERRUPT = 25  # between the checkpoints at 20 and 30
+# pad_lookahead=0: the padded shape grows batch by batch, as the growth and resume tests below need.
 BASE = ["model.processor=pgn", "model.hidden=16", "model.message_graph=complete", "train.sizes=[4, 5]",
-        "train.batch_size=4", "train.val_size=4", "train.val_samples=8", "train.eval_every=10",
-        "train.checkpoint_every=10", "train.log_every=1", f"train.seed={SEED}"]
+        "train.batch_size=4", "train.pad_lookahead=0", "train.val_size=4", "train.val_samples=8",
+        "train.eval_every=10", "train.checkpoint_every=10", "train.log_every=1", f"train.seed={SEED}"]
 # Records of a run that may legitimately differ between an uninterrupted and a resumed run.
 VOLATILE = {"steps_per_s", "compiles"}
 

@@ -1,0 +1,130 @@
+"""`make bench-speed` (`nar bench suite-speed`): every processor at n = 16, 64, 256 and 1,024 on this machine.
+
+One row per (algorithm, processor, n) in `<out>/<algorithm>_<processor>_n<N>.json`: train steps/s, eval graphs/s,
+FLOPs, compile seconds and peak memory from `nar bench speed`, each mode in a process of its own (clean peak memory,
+and a time limit: a row that does not fit or does not finish is recorded as skipped, with the reason). CLRS's ER
+graphs up to n = 64, sparse ER (degree 5) beyond, where a complete-graph processor pays for n² pairs. Rows already
+on disk are kept (rerun with `--force`). With `--dmclrs-python`, dm-clrs's model is timed on the same work in that
+throwaway virtualenv (`nar/bench/dmclrs_model.py`) and its figures stored beside nar's. Data-generation throughput
+is `nar.bench.data`'s (`make bench-speed` runs both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from nar.processors import PROCESSORS
+
+SIZES = (16, 64, 256, 1024)
+BATCH = {16: 32, 64: 32, 256: 8, 1024: 2}  # graphs per batch; large graphs in small batches, as one would train
+
+
+def batch_for(n: int) -> int:
+    return BATCH.get(n, 1)
+
+
+def graph_for(n: int) -> str:
+    return "er" if n <= 64 else "sparse_er"
+
+
+def _speed(algorithm: str, processor: str, n: int, mode: str, steps: int, timeout: float) -> dict:
+    """`nar bench speed --json` for one mode in a child process: its JSON, or {'skipped': reason}."""
+    argv = [sys.executable, "-m", "nar.cli", "bench", "speed", "--algorithm", algorithm, "--processor", processor,
+            "--num-nodes", str(n), "--batch-size", str(batch_for(n)), "--graph", graph_for(n), "--mode", mode,
+            "--steps", str(steps), "--json"]
+    try:
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"skipped": f"did not finish within {timeout:.0f} s"}
+    if run.returncode:
+        lines = (run.stderr or run.stdout).strip().splitlines()
+        return {"skipped": lines[-1] if lines else f"exit {run.returncode}"}
+    return json.loads(run.stdout)
+
+
+def measure(algorithm: str, processor: str, n: int, steps: int = 5, timeout: float = 300.0) -> dict:
+    """One row: train and eval measured separately and merged."""
+    row = {"algorithm": algorithm, "processor": processor, "num_nodes": n, "batch_size": batch_for(n),
+           "graph": graph_for(n)}
+    peak = 0
+    for mode in ("train", "eval"):
+        res = _speed(algorithm, processor, n, mode, steps, timeout)
+        if "skipped" in res:
+            row[f"{mode}_skipped"] = res["skipped"]
+            continue
+        row[mode] = res[mode]
+        peak = max(peak, res["peak_memory_bytes"])
+        row.update({k: res[k] for k in ("message_graph", "padded", "edges_per_graph", "hint_steps_max",
+                                        "environment")})
+        row[f"{mode}_command"] = res["command"]
+    row["peak_memory_bytes"] = peak
+    return row
+
+
+def dmclrs_rows(python: str, rows: list[dict], timeout: float) -> list[dict]:
+    """dm-clrs's figures for the same (algorithm, processor, n, batch) work, timed in its own virtualenv."""
+    script = Path(__file__).with_name("dmclrs_model.py")
+    out = subprocess.run([python, str(script), json.dumps(rows)], capture_output=True, text=True, check=True,
+                         timeout=timeout).stdout
+    return json.loads(out)
+
+
+DMCLRS_PROCESSORS = ("mpnn", "pgn", "triplet_gmpnn")  # the ones dm-clrs has under the same name
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="nar bench suite-speed", description=__doc__.split("\n\n")[0])
+    p.add_argument("--algorithm", default="bfs")
+    p.add_argument("--processors", default="all", help="comma-separated, or 'all' (default)")
+    p.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    p.add_argument("--steps", type=int, default=5, help="timed train steps per repeat")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per measurement before it is skipped")
+    p.add_argument("--out", default="results/bench_speed")
+    p.add_argument("--force", action="store_true", help="measure rows already on disk again")
+    p.add_argument("--dmclrs-python", help="python of a throwaway virtualenv holding dm-clrs")
+    args = p.parse_args(argv)
+    processors = list(PROCESSORS) if args.processors == "all" else args.processors.split(",")
+    unknown = [x for x in processors if x not in PROCESSORS]
+    if unknown:
+        print(f"nar bench suite-speed: error: unknown processor(s) {unknown}; known: {', '.join(PROCESSORS)}",
+              file=sys.stderr)
+        return 2
+    sizes = [int(x) for x in args.sizes.split(",")]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "nar bench suite-speed " + " ".join(sys.argv[3:] if argv is None else argv)
+    for processor in processors:
+        for n in sizes:
+            path = out / f"{args.algorithm}_{processor}_n{n}.json"
+            if path.exists() and not args.force:
+                print(f"{path}: kept")
+                continue
+            row = measure(args.algorithm, processor, n, args.steps, args.timeout)
+            row["command"] = command
+            path.write_text(json.dumps(row, indent=1))
+            t, e = row.get("train", {}), row.get("eval", {})
+            print(f"{processor:>14} n={n:<5} train {t.get('steps_per_s', float('nan')):8.2f} steps/s  "
+                  f"eval {e.get('graphs_per_s', float('nan')):9.1f} graphs/s  "
+                  f"peak {row['peak_memory_bytes'] / 2**20:7.0f} MiB "
+                  + " ".join(f"[{m}: {row[m + '_skipped']}]" for m in ("train", "eval") if m + "_skipped" in row),
+                  flush=True)
+    if args.dmclrs_python:
+        want = [{"algorithm": args.algorithm, "processor": p, "n": n, "batch_size": batch_for(n), "mode": mode}
+                for p in processors if p in DMCLRS_PROCESSORS for n in sizes for mode in ("train", "eval")]
+        for ref in dmclrs_rows(args.dmclrs_python, want, timeout=3600):
+            path = out / f"{ref['algorithm']}_{ref['processor']}_n{ref['n']}.json"
+            row = json.loads(path.read_text())
+            key = "train_steps_per_s" if ref["mode"] == "train" else "eval_graphs_per_s"
+            value = ref.get("steps_per_s" if ref["mode"] == "train" else "graphs_per_s")
+            row.setdefault("dm_clrs", {})[key] = round(value, 3) if value is not None else ref.get("error", "failed")
+            row["dm_clrs"]["version"] = ref.get("dm_clrs", "2.0.3")
+            path.write_text(json.dumps(row, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""`nar bench run SUITE`: the accuracy benchmark, one cell per (algorithm, processor, seed).
+
+A suite file (`configs/bench/quick.toml`, `configs/bench/full.toml`) names the algorithms, processors and seeds
+and the budget (config keys laid over each cell's own config: `configs/<algorithm>_<processor>.toml` where it
+exists, CLRS's defaults otherwise). Each cell trains into `runs/bench/<suite>/<cell>/` and writes one result file,
+`results/<suite>/<cell>.json`, holding everything the report needs (scores per size with per-output and per-hint
+detail, the training curve, timings, device, versions, commit, data hashes, the command).
+
+Resumable: a cell whose result file exists for the same config is not recomputed; a killed cell resumes its
+training from the last checkpoint (`train.checkpoint_every`); an unreadable result file is recomputed, with a
+warning, from the run's checkpoint. A combination the processor refuses (GraphFSA on Bellman-Ford or a sort) is
+listed as unsupported, not failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import jax
+import numpy as np
+
+import nar
+from nar.bench import git_commit
+from nar.config import Config, from_dict
+from nar.config import load as load_config
+from nar.data import clrs_train
+from nar.evaluate import Evaluator, evaluate_sizes
+from nar.processors import PROCESSORS
+from nar.specs import GRAPH_ALGORITHMS, SORTING_ALGORITHMS
+from nar.train import METRICS_FILE, Trainer, validation_set
+
+RESULT_FORMAT = 1
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+ALL_ALGORITHMS = tuple(GRAPH_ALGORITHMS + SORTING_ALGORITHMS)
+CURVE_POINTS = 100  # training-curve points kept per series in a result file
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    """A benchmark: which cells, and the budget laid over each cell's config."""
+
+    name: str
+    algorithms: tuple[str, ...]
+    processors: tuple[str, ...]
+    seeds: tuple[int, ...]
+    overrides: dict  # {"model"|"train"|"eval": {key: value}}
+    path: str = ""
+
+    def cells(self) -> list[tuple[str, str, int]]:
+        return [(a, p, s) for a in self.algorithms for p in self.processors for s in self.seeds]
+
+
+def _names(value, known, what: str) -> tuple:
+    value = [value] if isinstance(value, (str, int)) else list(value)
+    if value == ["all"]:
+        return tuple(known)
+    unknown = [v for v in value if v not in known]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; known: {', '.join(map(str, known))}")
+    return tuple(value)
+
+
+def load_suite(path: str | Path, algorithms=None, processors=None, seeds=None, steps: int | None = None) -> Suite:
+    """A suite file, optionally narrowed (`algorithms`, `processors`, `seeds`) or with another step budget."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"suite file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"suite file {path} is not valid TOML: {e}") from None
+    keys = {"name", "algorithms", "processors", "seeds", "model", "train", "eval"}
+    if set(data) - keys:
+        raise ValueError(f"suite file {path}: unknown keys {sorted(set(data) - keys)}; valid: {sorted(keys)}")
+    for key in ("name", "algorithms", "processors", "seeds"):
+        if key not in data:
+            raise ValueError(f"suite file {path} lacks {key!r}")
+    overrides = {s: dict(data.get(s, {})) for s in ("model", "train", "eval")}
+    for section in overrides.values():
+        for key in ("algorithm", "processor", "seed"):
+            if key in section:
+                raise ValueError(f"suite file {path}: set {key}s with the top-level list, not in a section")
+    if steps is not None:
+        overrides["train"]["steps"] = steps
+    from_dict(overrides)  # unknown keys and bad values fail here, before any cell runs
+    seeds = tuple(int(s) for s in (seeds if seeds is not None else data["seeds"]))
+    if not seeds:
+        raise ValueError("a suite needs at least one seed")
+    return Suite(str(data["name"]), _names(algorithms or data["algorithms"], ALL_ALGORITHMS, "algorithm(s)"),
+                 _names(processors or data["processors"], tuple(PROCESSORS), "processor(s)"), seeds, overrides,
+                 str(path))
+
+
+def cell_name(algorithm: str, processor: str, seed: int) -> str:
+    return f"{algorithm}_{processor}_s{seed}"
+
+
+def cell_config(suite: Suite, algorithm: str, processor: str, seed: int) -> Config:
+    """The cell's own config file (or CLRS's defaults), the suite's budget on top, then the seed.
+    Raises ValueError when the processor cannot run the algorithm."""
+    own = CONFIG_DIR / f"{algorithm}_{processor}.toml"
+    base = load_config(own) if own.is_file() else from_dict({"model": {"algorithm": algorithm,
+                                                                       "processor": processor}})
+    layered = {s: dict(v) for s, v in suite.overrides.items()}
+    layered["train"]["seed"] = seed
+    return from_dict(layered, base)
+
+
+def _curve(metrics_path: Path) -> dict:
+    """Loss, validation and gate series from metrics.jsonl, thinned to at most CURVE_POINTS points each."""
+    series: dict[str, list] = {"loss": [], "val_score": [], "gate": [], "steps_per_s": []}
+    if metrics_path.exists():
+        for line in metrics_path.read_text().splitlines():
+            record = json.loads(line)
+            for key in series:
+                if key in record:
+                    series[key].append([record["step"], record[key]])
+    out = {}
+    for key, points in series.items():
+        if points:
+            idx = np.unique(np.linspace(0, len(points) - 1, min(len(points), CURVE_POINTS)).round().astype(int))
+            out[key] = [points[i] for i in idx]
+    return out
+
+
+def _environment() -> dict:
+    import flax
+    import optax
+
+    dev = jax.devices()[0]
+    return {"device": {"platform": dev.platform, "kind": dev.device_kind, "count": jax.device_count(),
+                       "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+            "versions": {"nar": nar.__version__, "jax": jax.__version__, "flax": flax.__version__,
+                         "optax": optax.__version__, "numpy": np.__version__,
+                         "python": platform.python_version()},
+            "commit": git_commit()}
+
+
+def _read_result(path: Path) -> dict | None:
+    """A finished cell's result, or None when absent; a corrupt file is reported and treated as absent."""
+    if not path.exists():
+        return None
+    try:
+        result = json.loads(path.read_text())
+        if not isinstance(result, dict) or result.get("format") != RESULT_FORMAT or "scores" not in result:
+            raise ValueError("not a result file of this format")
+        return result
+    except (ValueError, UnicodeDecodeError) as e:
+        print(f"warning: {path} is unreadable ({e}); recomputing the cell", file=sys.stderr)
+        return None
+
+
+def run_cell(suite: Suite, algorithm: str, processor: str, seed: int, results_dir: str | Path,
+             runs_dir: str | Path, command: str = "", log=print) -> dict:
+    """Train and test one cell (or resume it, or return its finished result); returns the result dict."""
+    config = cell_config(suite, algorithm, processor, seed)
+    name = cell_name(algorithm, processor, seed)
+    out = Path(results_dir) / f"{name}.json"
+    run = Path(runs_dir) / name
+    done = _read_result(out)
+    if done is not None:
+        if done.get("config") == config.to_dict():
+            log(f"{name}: finished earlier ({out}), not recomputed")
+            return done
+        raise ValueError(f"{out} holds a result for another config; delete it or choose another --results folder")
+    t0 = time.perf_counter()
+    trainer = Trainer(config, run, resume=(run / "config.toml").exists(), progress=False)
+    summary = trainer.run()
+    t1 = time.perf_counter()
+    evaluator = Evaluator(trainer.model, config.eval.closed_gate)
+    scores = {}
+    for n in config.eval.sizes:
+        try:
+            res = evaluate_sizes(trainer.model, trainer.best_params,
+                                 dataclasses.replace(config.eval, sizes=(n,)), evaluator)[n]
+        except MemoryError as e:  # too big for this machine: recorded, not fatal
+            res = {"skipped": str(e)}
+        scores[str(n)] = res
+    t2 = time.perf_counter()
+    train_hash = clrs_train(algorithm, config.train.batch_size, config.train.seed, config.train.sizes,
+                            start=0).trajectories.content_hash()
+    cell_command = (f"nar bench run {suite.path} --algorithms {algorithm} --processors {processor} "
+                    f"--seeds {seed} --steps {config.train.steps}")
+    result = {
+        "format": RESULT_FORMAT, "suite": suite.name, "algorithm": algorithm, "processor": processor, "seed": seed,
+        "config": config.to_dict(), "sizes": list(config.eval.sizes),
+        "families": {k: v.get("family") for k, v in scores.items()}, "scores": scores,
+        "training": {"steps": summary["steps"], "best_step": summary["best_step"],
+                     "best_val_score": summary["best_val_score"], "resumed_from": summary["resumed_from"],
+                     "compiles": summary["compiles"], "curve": _curve(run / METRICS_FILE)},
+        "wall_seconds": {"train": t1 - t0, "eval": t2 - t1},
+        "data": {"validation": validation_set(config).content_hash(), "train_batch_0": train_hash,
+                 "test": {k: v.get("data_hash") for k, v in scores.items()}},
+        **_environment(), "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": command or cell_command, "cell_command": cell_command,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, out)  # atomic: a killed write leaves no half file behind
+    shown = " ".join(f"n={k}:{v['score']:.3f}" if "score" in v else f"n={k}:skipped" for k, v in scores.items())
+    log(f"{name}: {shown} (train {t1 - t0:.0f}s, test {t2 - t1:.0f}s)")
+    return result
+
+
+def run_suite(suite: Suite, results_dir: str | Path | None = None, runs_dir: str | Path | None = None,
+              command: str = "", log=print, jobs: int = 1) -> dict:
+    """Every cell of the suite; {'done': [...], 'unsupported': {cell: reason}}. With `jobs` > 1 the cells run
+    in that many worker processes, each pinned to its own share of the cores (small models use one core poorly,
+    and XLA compiles on one thread), their logs in `<runs_dir>/<cell>.log`."""
+    results_dir = Path(results_dir or Path("results") / suite.name)
+    runs_dir = Path(runs_dir or Path("runs") / "bench" / suite.name)
+    todo, unsupported = [], {}
+    for algorithm, processor, seed in suite.cells():
+        try:
+            cell_config(suite, algorithm, processor, seed)
+            todo.append((algorithm, processor, seed))
+        except ValueError as e:
+            unsupported[cell_name(algorithm, processor, seed)] = str(e)
+            log(f"{cell_name(algorithm, processor, seed)}: unsupported ({e})")
+    if jobs <= 1:
+        for i, (algorithm, processor, seed) in enumerate(todo):
+            log(f"[{i + 1}/{len(todo)}] {cell_name(algorithm, processor, seed)}")
+            run_cell(suite, algorithm, processor, seed, results_dir, runs_dir, command, log)
+    else:
+        _run_workers(suite, todo, results_dir, runs_dir, command, log, jobs)
+    return {"done": [cell_name(*c) for c in todo], "unsupported": unsupported}
+
+
+def _run_workers(suite: Suite, todo: list, results_dir: Path, runs_dir: Path, command: str, log, jobs: int):
+    """Each cell as `nar bench run` in its own process, at most `jobs` at once; raises if any cell failed."""
+    cores = sorted(os.sched_getaffinity(0))
+    share = [cores[i::jobs] for i in range(jobs)] if len(cores) >= jobs else [cores] * jobs
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    pending, running, failed = list(todo), {}, []
+    while pending or running:
+        while pending and len(running) < jobs:
+            algorithm, processor, seed = cell = pending.pop(0)
+            slot = next(i for i in range(jobs) if i not in {s for s, _, _ in running.values()})
+            name = cell_name(*cell)
+            steps = cell_config(suite, *cell).train.steps
+            argv = [sys.executable, "-m", "nar.cli", "bench", "run", suite.path, "--algorithms", algorithm,
+                    "--processors", processor, "--seeds", str(seed), "--steps", str(steps),
+                    "--results", str(results_dir), "--runs", str(runs_dir), "--command", command]
+            out = open(runs_dir / f"{name}.log", "w")
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                    preexec_fn=lambda c=share[slot]: os.sched_setaffinity(0, c))
+            running[name] = (slot, proc, out)
+            log(f"[{len(todo) - len(pending)}/{len(todo)}] {name} started (log {out.name})")
+        time.sleep(1.0)
+        for name, (slot, proc, out) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            out.close()
+            del running[name]
+            lines = Path(out.name).read_text().strip().splitlines()
+            if proc.returncode:
+                failed.append(name)
+                log(f"{name}: FAILED (exit {proc.returncode}): {lines[-1] if lines else ''}")
+            else:
+                log(next((line for line in reversed(lines) if line.startswith(name)), f"{name}: done"))
+    if failed:
+        raise RuntimeError(f"{len(failed)} cell(s) failed: {', '.join(failed)} (logs in {runs_dir})")
+
+
+def _list(text: str | None):
+    return None if text is None else [x.strip() for x in text.replace(" ", ",").split(",") if x.strip()]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="nar bench run", description=__doc__.split("\n\n")[0])
+    p.add_argument("suite", help="a suite file, e.g. configs/bench/quick.toml")
+    p.add_argument("--algorithms", help="comma-separated subset (default: the suite's)")
+    p.add_argument("--processors", help="comma-separated subset (default: the suite's)")
+    p.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
+    p.add_argument("--steps", type=int, help="another training budget (a new result, not the suite's)")
+    p.add_argument("--results", help="result folder (default: results/<suite name>)")
+    p.add_argument("--runs", help="run folder (default: runs/bench/<suite name>)")
+    p.add_argument("--jobs", type=int, default=1, help="cells run at once, in worker processes (default 1)")
+    p.add_argument("--command", help=argparse.SUPPRESS)  # a worker records its parent's command
+    args = p.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else ["bench", "run", *argv]
+    try:
+        seeds = _list(args.seeds)
+        suite = load_suite(args.suite, _list(args.algorithms), _list(args.processors),
+                           None if seeds is None else [int(s) for s in seeds], args.steps)
+        summary = run_suite(suite, args.results, args.runs, args.command or "nar " + shlex.join(argv),
+                            jobs=args.jobs)
+    except (ValueError, FileExistsError, MemoryError, RuntimeError) as e:
+        print(f"nar bench run: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"suite": suite.name, "cells": len(summary["done"]),
+                      "unsupported": sorted(summary["unsupported"])}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
