@@ -37,6 +37,7 @@ from nar.train import (
     METRICS_FILE,
     Trainer,
     build_model,
+    initial_pad,
     initial_state,
     load_run,
     train_batch,
@@ -143,6 +144,25 @@ def test_run_compiles_once_per_grown_shape(reference):
     for r in reference.records:
         if "loss" in r:  # after step s, the steps so far have seen the shapes of batches 0..s-1
             assert r["compiles"] == len(set(shapes[:r["step"]])), r["step"]
+
+
+def test_pad_lookahead_starts_at_the_cover_of_the_first_batches_and_compiles_once(reference, tmp_path):
+    cfg = tiny("train.pad_lookahead=16")
+    needs = [train_batch(cfg, s).pad_sizes for s in range(16)]
+    assert len(set(grown_shapes(reference.cfg, 0, STEPS))) == 2  # precondition: growing batch by batch compiles twice
+    start = initial_pad(cfg)
+    for f in ("edges", "steps", "graphs", "triplets"):  # the largest of the first 16 batches in each dimension
+        assert getattr(start, f) == max(getattr(n, f) for n in needs), f
+    assert all(start.nodes >= n.nodes for n in needs)
+    assert initial_pad(tiny()) is None  # pad_lookahead=0: growth from the first batch, as before
+    trainer = Trainer(cfg, tmp_path, progress=False)
+    summary = trainer.run()
+    assert summary["compiles"] == 1  # the growth at batch 13 is inside the look-ahead
+    # Padding does not change the maths: the same losses as the run that grew its shape.
+    losses = [r["loss"] for r in read_metrics(tmp_path) if "loss" in r]
+    np.testing.assert_allclose(losses, [r["loss"] for r in reference.records if "loss" in r], rtol=1e-5)
+    with pytest.raises(ValueError, match="pad_lookahead"):
+        tiny("train.pad_lookahead=-1")
 
 
 def test_load_run_returns_the_checkpointed_parameters(reference):

@@ -1,7 +1,10 @@
-"""Benchmarks: data generation (`data`), model speed (`speed`)."""
+"""Benchmarks: data generation (`data`), model speed (`speed`, `speed_suite`), accuracy suites (`suite`), the
+report (`report`); `environment()` is what every result file records about where it was measured."""
 
 from __future__ import annotations
 
+import os
+import platform
 import subprocess
 from pathlib import Path
 
@@ -14,3 +17,20 @@ def git_commit() -> str | None:
         return run("rev-parse", "HEAD") + ("+dirty" if run("status", "--porcelain") else "")
     except (OSError, subprocess.CalledProcessError):
         return None
+
+
+def environment() -> dict:
+    """Device, library versions and commit of a measurement."""
+    import flax
+    import jax
+    import numpy as np
+    import optax
+
+    import nar
+
+    dev = jax.devices()[0]
+    return {"device": {"platform": dev.platform, "kind": dev.device_kind, "count": jax.device_count(),
+                       "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+            "versions": {"nar": nar.__version__, "jax": jax.__version__, "flax": flax.__version__,
+                         "optax": optax.__version__, "numpy": np.__version__, "python": platform.python_version()},
+            "commit": git_commit()}

@@ -51,14 +51,18 @@ PUBLISHED_STEPS = 10_000
 # Reading
 
 
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); delete it or rerun what wrote it") from None
+
+
 def load_cells(results: str | Path) -> list[dict]:
     """Every accuracy result file under `results/<suite>/`, sorted by suite, algorithm, processor, seed."""
     cells = []
     for path in sorted(Path(results).glob("*/*.json")):
-        try:
-            data = json.loads(path.read_text())
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path} is not valid JSON ({e}); delete it or rerun its cell") from None
+        data = _read_json(path)
         if isinstance(data, dict) and data.get("format") == RESULT_FORMAT and "scores" in data:
             cells.append(data)
     order = {a: i for i, a in enumerate(ALL_ALGORITHMS)}
@@ -69,7 +73,7 @@ def load_speed(results: str | Path) -> list[dict]:
     """Speed rows written by `nar bench suite-speed` (model rows; the data-generation file is separate)."""
     rows = []
     for path in sorted((Path(results) / SPEED_DIR).glob("*.json")):
-        data = json.loads(path.read_text())
+        data = _read_json(path)
         if isinstance(data, dict) and "processor" in data and "num_nodes" in data:
             rows.append(data)
     return rows
@@ -349,8 +353,9 @@ def plot_speed(rows: list[dict], path: Path) -> Path | None:
     for ax in (tr, ev):
         for h, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, h)
-    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(len(handles), 5), fontsize=8,
-               frameon=False)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(len(handles), 5),
+                   fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.06 * math.ceil(len(handles) / 5), 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -407,8 +412,9 @@ def write_report(results: str | Path = "results", docs: str | Path = "docs", rea
     if speed:
         speed_png = plot_speed(speed, docs / "plots" / "speed.png")
         written.append(speed_png)
-        envs = sorted({f"{r['environment']['device']}, jax {r['environment']['jax']}, commit "
-                       f"{(r['environment'].get('commit') or 'unknown')[:12]}" for r in speed})
+        envs = sorted({f"{e['device']['platform']} ({e['device']['kind']}, {e['device']['count']} device(s)), "
+                       f"jax {e['versions']['jax']}, commit {(e.get('commit') or 'unknown')[:12]}"
+                       for e in (r["environment"] for r in speed if "environment" in r)})
         md += [f"{len(speed)} rows measured on {'; '.join(envs)}; command(s): "
                + "; ".join(f"`{c}`" for c in sorted({r['command'] for r in speed})), "", speed_table(speed), "",
                f"![speed](plots/{speed_png.name})", ""]
@@ -448,15 +454,15 @@ def data_table(data: dict) -> str:
 
 def update_readme(readme: Path, agg: dict, cells: list[dict], suite: str, command: str) -> None:
     """Replace the README's results section (between the markers) with the headline table and plot."""
-    text = readme.read_text()
-    if README_BEGIN not in text or README_END not in text:
-        raise ValueError(f"{readme} lacks the markers {README_BEGIN!r} ... {README_END!r}")
+    text = readme.read_bytes().decode("utf-8")  # bytes: the rest of the file is kept exactly, line endings too
+    if README_BEGIN not in text or README_END not in text.split(README_BEGIN, 1)[1]:
+        raise ValueError(f"{readme} lacks the markers {README_BEGIN!r} ... {README_END!r} (in that order)")
     section = "\n".join([README_BEGIN, "", f"Suite `{suite}` ({_describe(cells)}); regenerate with `{command}`. "
                          "Full tables, per-output detail, training curves and speed: [docs/results.md]"
                          "(docs/results.md).", "", score_table(agg), "",
                          f"![OOD score vs graph size](docs/plots/{suite}_sizes.png)", "", README_END])
     head, rest = text.split(README_BEGIN, 1)
-    readme.write_text(head + section + rest.split(README_END, 1)[1])
+    readme.write_bytes((head + section + rest.split(README_END, 1)[1]).encode("utf-8"))
 
 
 def main(argv=None) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from flax import nnx
 
 import nar
 from nar.algorithms import get_algorithm
-from nar.bench import git_commit
+from nar.bench import environment
 from nar.config import from_dict
 from nar.data import generate
 from nar.data.batch import make_batch
@@ -125,13 +124,6 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
     return out
 
 
-def _environment() -> dict:
-    dev = jax.devices()[0]
-    return {"device": f"{dev.platform}: {dev.device_kind}", "devices": jax.device_count(),
-            "cpu": platform.processor() or platform.machine(), "jax": jax.__version__, "nar": nar.__version__,
-            "python": platform.python_version(), "commit": git_commit()}
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="nar bench speed", description=__doc__.split("\n\n")[0])
     p.add_argument("--algorithm", default="bfs")
@@ -155,7 +147,7 @@ def main(argv=None) -> int:
         return 2
     if args.matmul:
         res["matmul_gflops_per_s"] = matmul_gflops()
-    res["environment"] = _environment()
+    res["environment"] = environment()
     res["command"] = "nar bench speed " + " ".join(sys.argv[3:] if argv is None else argv)
     if args.json:
         print(json.dumps(res, indent=1))

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nar.bench import environment
 from nar.processors import PROCESSORS
 
 SIZES = (16, 64, 256, 1024)
@@ -49,7 +50,7 @@ def _speed(algorithm: str, processor: str, n: int, mode: str, steps: int, timeou
 def measure(algorithm: str, processor: str, n: int, steps: int = 5, timeout: float = 300.0) -> dict:
     """One row: train and eval measured separately and merged."""
     row = {"algorithm": algorithm, "processor": processor, "num_nodes": n, "batch_size": batch_for(n),
-           "graph": graph_for(n)}
+           "graph": graph_for(n), "environment": environment()}
     peak = 0
     for mode in ("train", "eval"):
         res = _speed(algorithm, processor, n, mode, steps, timeout)

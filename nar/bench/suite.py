@@ -19,7 +19,6 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -27,11 +26,9 @@ import time
 import tomllib
 from pathlib import Path
 
-import jax
 import numpy as np
 
-import nar
-from nar.bench import git_commit
+from nar.bench import environment
 from nar.config import Config, from_dict
 from nar.config import load as load_config
 from nar.data import clrs_train
@@ -56,6 +53,7 @@ class Suite:
     seeds: tuple[int, ...]
     overrides: dict  # {"model"|"train"|"eval": {key: value}}
     path: str = ""
+    xla_flags: str = ""  # set in XLA_FLAGS before JAX starts (by `nar bench run`), recorded in every result
 
     def cells(self) -> list[tuple[str, str, int]]:
         return [(a, p, s) for a in self.algorithms for p in self.processors for s in self.seeds]
@@ -80,7 +78,7 @@ def load_suite(path: str | Path, algorithms=None, processors=None, seeds=None, s
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"suite file {path} is not valid TOML: {e}") from None
-    keys = {"name", "algorithms", "processors", "seeds", "model", "train", "eval"}
+    keys = {"name", "algorithms", "processors", "seeds", "xla_flags", "model", "train", "eval"}
     if set(data) - keys:
         raise ValueError(f"suite file {path}: unknown keys {sorted(set(data) - keys)}; valid: {sorted(keys)}")
     for key in ("name", "algorithms", "processors", "seeds"):
@@ -99,7 +97,7 @@ def load_suite(path: str | Path, algorithms=None, processors=None, seeds=None, s
         raise ValueError("a suite needs at least one seed")
     return Suite(str(data["name"]), _names(algorithms or data["algorithms"], ALL_ALGORITHMS, "algorithm(s)"),
                  _names(processors or data["processors"], tuple(PROCESSORS), "processor(s)"), seeds, overrides,
-                 str(path))
+                 str(path), str(data.get("xla_flags", "")))
 
 
 def cell_name(algorithm: str, processor: str, seed: int) -> str:
@@ -132,19 +130,6 @@ def _curve(metrics_path: Path) -> dict:
             idx = np.unique(np.linspace(0, len(points) - 1, min(len(points), CURVE_POINTS)).round().astype(int))
             out[key] = [points[i] for i in idx]
     return out
-
-
-def _environment() -> dict:
-    import flax
-    import optax
-
-    dev = jax.devices()[0]
-    return {"device": {"platform": dev.platform, "kind": dev.device_kind, "count": jax.device_count(),
-                       "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
-            "versions": {"nar": nar.__version__, "jax": jax.__version__, "flax": flax.__version__,
-                         "optax": optax.__version__, "numpy": np.__version__,
-                         "python": platform.python_version()},
-            "commit": git_commit()}
 
 
 def _read_result(path: Path) -> dict | None:
@@ -202,7 +187,7 @@ def run_cell(suite: Suite, algorithm: str, processor: str, seed: int, results_di
         "wall_seconds": {"train": t1 - t0, "eval": t2 - t1},
         "data": {"validation": validation_set(config).content_hash(), "train_batch_0": train_hash,
                  "test": {k: v.get("data_hash") for k, v in scores.items()}},
-        **_environment(), "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **environment(), "xla_flags": os.environ.get("XLA_FLAGS", ""), "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": command or cell_command, "cell_command": cell_command,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -295,6 +280,9 @@ def main(argv=None) -> int:
         seeds = _list(args.seeds)
         suite = load_suite(args.suite, _list(args.algorithms), _list(args.processors),
                            None if seeds is None else [int(s) for s in seeds], args.steps)
+        if suite.xla_flags and suite.xla_flags not in os.environ.get("XLA_FLAGS", ""):
+            # Read when JAX's backend starts, which it has not yet: nothing above computes on a device.
+            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {suite.xla_flags}".strip()
         summary = run_suite(suite, args.results, args.runs, args.command or "nar " + shlex.join(argv),
                             jobs=args.jobs)
     except (ValueError, FileExistsError, MemoryError, RuntimeError) as e:
