@@ -197,17 +197,20 @@ def parse_set(items: list[str]) -> dict:
     return data
 
 
+def read_toml(path: str | Path, what: str = "config file") -> dict:
+    """A TOML file as a dict; a missing or malformed file is a ValueError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{what} {path} does not exist")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{what} {path} is not valid TOML: {e}") from None
+
+
 def load(path: str | Path | None = None, overrides: list[str] | None = None, **sections) -> Config:
     """A config from a TOML file (optional), then `sections` (dicts), then `--set` overrides, in that order."""
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"config file {path} does not exist")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"config file {path} is not valid TOML: {e}") from None
+    data = {} if path is None else read_toml(path)
     config = from_dict(data)
     for extra in (sections, parse_set(overrides or [])):
         config = from_dict(extra, config)

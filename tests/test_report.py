@@ -370,7 +370,7 @@ def test_speed_table_and_plot(full):
     text = section(full.md, "## Speed")
     rows = table(text, SPEED_HEAD)
     assert [list(r.values()) for r in rows] == [SPEED_EXPECTED["mpnn"], SPEED_EXPECTED["pgn"]]
-    assert "2 rows measured on cpu (cpu), jax 0.4.35, commit fedcba987654" in text
+    assert "2 rows measured on cpu (cpu, 1 device(s)), jax 0.4.35, commit fedcba987654" in text
     assert "`nar bench suite-speed --processors mpnn,pgn`" in text
     assert "![speed](plots/speed.png)" in text
 

@@ -16,7 +16,6 @@ import resource
 import subprocess
 import sys
 import time
-import types
 from importlib import metadata
 from pathlib import Path
 
@@ -25,16 +24,10 @@ REPEATS = 2
 
 
 def _load_clrs():
-    import importlib.util
+    sys.path.insert(0, str(Path(__file__).parent))  # run as a script: its sibling holds the shared stub
+    from dmclrs_samplers import bypass_clrs_init
 
-    root = Path(importlib.util.find_spec("clrs").submodule_search_locations[0])
-    tf = types.ModuleType("tensorflow")
-    tf.Tensor = type("Tensor", (), {})
-    sys.modules.setdefault("tensorflow", tf)
-    for name, path in (("clrs", root), ("clrs._src", root / "_src")):
-        module = types.ModuleType(name)
-        module.__path__ = [str(path)]
-        sys.modules[name] = module
+    bypass_clrs_init()
     from clrs._src import baselines, processors, samplers
 
     return baselines, processors, samplers

@@ -12,7 +12,8 @@ import types
 from pathlib import Path
 
 
-def _load_samplers():
+def bypass_clrs_init() -> None:
+    """Make `clrs._src.*` importable without running clrs's package `__init__` (which imports TensorFlow)."""
     import importlib.util
 
     root = Path(importlib.util.find_spec("clrs").submodule_search_locations[0])
@@ -23,6 +24,10 @@ def _load_samplers():
         module = types.ModuleType(name)
         module.__path__ = [str(path)]
         sys.modules[name] = module
+
+
+def _load_samplers():
+    bypass_clrs_init()
     from clrs._src import samplers
 
     return samplers

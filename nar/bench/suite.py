@@ -23,23 +23,22 @@ import shlex
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
 
 from nar.bench import environment
-from nar.config import Config, from_dict
+from nar.config import Config, from_dict, read_toml
 from nar.config import load as load_config
-from nar.data import clrs_train
 from nar.evaluate import Evaluator, evaluate_sizes
 from nar.processors import PROCESSORS
 from nar.specs import GRAPH_ALGORITHMS, SORTING_ALGORITHMS
-from nar.train import METRICS_FILE, Trainer, validation_set
+from nar.train import METRICS_FILE, Trainer, train_trajectories, validation_set
 
 RESULT_FORMAT = 1
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 ALL_ALGORITHMS = tuple(GRAPH_ALGORITHMS + SORTING_ALGORITHMS)
+AFFINITY_ENV = "NAR_BENCH_CORES"  # a worker's cores, set by its parent (not forked: JAX's threads may be running)
 CURVE_POINTS = 100  # training-curve points kept per series in a result file
 
 
@@ -61,6 +60,8 @@ class Suite:
 
 def _names(value, known, what: str) -> tuple:
     value = [value] if isinstance(value, (str, int)) else list(value)
+    if not value:
+        raise ValueError(f"no {what} given")
     if value == ["all"]:
         return tuple(known)
     unknown = [v for v in value if v not in known]
@@ -72,12 +73,7 @@ def _names(value, known, what: str) -> tuple:
 def load_suite(path: str | Path, algorithms=None, processors=None, seeds=None, steps: int | None = None) -> Suite:
     """A suite file, optionally narrowed (`algorithms`, `processors`, `seeds`) or with another step budget."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"suite file {path} does not exist")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"suite file {path} is not valid TOML: {e}") from None
+    data = read_toml(path, "suite file")
     keys = {"name", "algorithms", "processors", "seeds", "xla_flags", "model", "train", "eval"}
     if set(data) - keys:
         raise ValueError(f"suite file {path}: unknown keys {sorted(set(data) - keys)}; valid: {sorted(keys)}")
@@ -91,12 +87,17 @@ def load_suite(path: str | Path, algorithms=None, processors=None, seeds=None, s
                 raise ValueError(f"suite file {path}: set {key}s with the top-level list, not in a section")
     if steps is not None:
         overrides["train"]["steps"] = steps
-    from_dict(overrides)  # unknown keys and bad values fail here, before any cell runs
+    try:
+        from_dict(overrides)  # unknown keys and bad values fail here, before any cell runs
+    except ValueError as e:
+        raise ValueError(f"suite file {path}: {e}") from None
     seeds = tuple(int(s) for s in (seeds if seeds is not None else data["seeds"]))
     if not seeds:
         raise ValueError("a suite needs at least one seed")
-    return Suite(str(data["name"]), _names(algorithms or data["algorithms"], ALL_ALGORITHMS, "algorithm(s)"),
-                 _names(processors or data["processors"], tuple(PROCESSORS), "processor(s)"), seeds, overrides,
+    algorithms = data["algorithms"] if algorithms is None else algorithms
+    processors = data["processors"] if processors is None else processors
+    return Suite(str(data["name"]), _names(algorithms, ALL_ALGORITHMS, "algorithm(s)"),
+                 _names(processors, tuple(PROCESSORS), "processor(s)"), seeds, overrides,
                  str(path), str(data.get("xla_flags", "")))
 
 
@@ -173,8 +174,7 @@ def run_cell(suite: Suite, algorithm: str, processor: str, seed: int, results_di
             res = {"skipped": str(e)}
         scores[str(n)] = res
     t2 = time.perf_counter()
-    train_hash = clrs_train(algorithm, config.train.batch_size, config.train.seed, config.train.sizes,
-                            start=0).trajectories.content_hash()
+    train_hash = train_trajectories(config, 0).content_hash()
     cell_command = (f"nar bench run {suite.path} --algorithms {algorithm} --processors {processor} "
                     f"--seeds {seed} --steps {config.train.steps}")
     result = {
@@ -187,7 +187,8 @@ def run_cell(suite: Suite, algorithm: str, processor: str, seed: int, results_di
         "wall_seconds": {"train": t1 - t0, "eval": t2 - t1},
         "data": {"validation": validation_set(config).content_hash(), "train_batch_0": train_hash,
                  "test": {k: v.get("data_hash") for k, v in scores.items()}},
-        **environment(), "xla_flags": os.environ.get("XLA_FLAGS", ""), "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **environment(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": command or cell_command, "cell_command": cell_command,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -239,8 +240,8 @@ def _run_workers(suite: Suite, todo: list, results_dir: Path, runs_dir: Path, co
                     "--processors", processor, "--seeds", str(seed), "--steps", str(steps),
                     "--results", str(results_dir), "--runs", str(runs_dir), "--command", command]
             out = open(runs_dir / f"{name}.log", "w")
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                    preexec_fn=lambda c=share[slot]: os.sched_setaffinity(0, c))
+            env = {**os.environ, AFFINITY_ENV: ",".join(map(str, share[slot]))}  # applied by the worker's main()
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
             running[name] = (slot, proc, out)
             log(f"[{len(todo) - len(pending)}/{len(todo)}] {name} started (log {out.name})")
         time.sleep(1.0)
@@ -276,8 +277,12 @@ def main(argv=None) -> int:
     p.add_argument("--command", help=argparse.SUPPRESS)  # a worker records its parent's command
     args = p.parse_args(argv)
     argv = sys.argv[1:] if argv is None else ["bench", "run", *argv]
+    if os.environ.get(AFFINITY_ENV):  # a worker of `--jobs`: pin to its share of the cores
+        os.sched_setaffinity(0, {int(c) for c in os.environ[AFFINITY_ENV].split(",")})
     try:
         seeds = _list(args.seeds)
+        if seeds is not None and not all(s.lstrip("-").isdigit() for s in seeds):
+            raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}")
         suite = load_suite(args.suite, _list(args.algorithms), _list(args.processors),
                            None if seeds is None else [int(s) for s in seeds], args.steps)
         if suite.xla_flags and suite.xla_flags not in os.environ.get("XLA_FLAGS", ""):

@@ -1,0 +1,453 @@
+"""`nar bench run` (nar.bench.suite) and `nar bench suite-speed`'s time limit (nar.bench.speed_suite), on a tiny
+suite: bfs and Bellman-Ford with PGN and GraphFSA, one seed, a 16-wide model trained 6 steps on batches of four
+graphs of 4 or 5 nodes, tested at n = 5 and 8 on four graphs each.
+
+The suite is run once for the whole module (`finished`) and its results and run folders are shared, read-only:
+tests that need to change something copy them first. Every check compares the suite's output with a truth
+computed independently (the run's own checkpoint, metrics.jsonl, the test and validation sets drawn again, the
+cell config layered by hand from configs/<algorithm>_<processor>.toml).
+
+As in tests/test_train.py, JAX's persistent compilation cache lives in a temporary directory while this module
+runs, and (as in tests/test_forget.py) XLA runs with most optimisations off: compiles dominate the cost of such
+tiny runs. The `--jobs` workers are separate processes; they get the same two settings through the environment,
+so they compile (or load) the same executables and their results are comparable bit for bit.
+"""
+
+import json
+import re
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import jax
+import pytest
+
+from nar.bench import speed_suite
+from nar.bench import suite as bench
+from nar.checkpoint import Checkpointer
+from nar.cli import main
+from nar.config import load
+from nar.evaluate import evaluate_sizes
+from nar.evaluate import test_set as eval_test_set
+from nar.train import (
+    CHECKPOINTS,
+    CONFIG_FILE,
+    METRICS_FILE,
+    Trainer,
+    load_run,
+    train_trajectories,
+    validation_set,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = 6
+EVAL_SIZES = (5, 8)
+SUITE = f"""\
+name = "tiny"
+algorithms = ["bfs", "bellman_ford"]
+processors = ["pgn", "graphfsa"]
+seeds = [0]
+
+[model]
+hidden = 16
+
+[train]
+steps = {STEPS}
+batch_size = 4
+sizes = [4, 5]
+val_samples = 4
+val_size = 4
+eval_every = 3
+checkpoint_every = 2
+log_every = 1
+
+[eval]
+sizes = [5, 8]
+samples = 4
+"""
+# The same budget as `section.key=value` overrides, to build each cell's config by hand (seed added per cell).
+BUDGET = ["model.hidden=16", f"train.steps={STEPS}", "train.batch_size=4", "train.sizes=[4, 5]",
+          "train.val_samples=4", "train.val_size=4", "train.eval_every=3", "train.checkpoint_every=2",
+          "train.log_every=1", "eval.sizes=[5, 8]", "eval.samples=4"]
+DONE = ["bfs_pgn_s0", "bfs_graphfsa_s0", "bellman_ford_pgn_s0"]
+UNSUPPORTED = "bellman_ford_graphfsa_s0"
+# Result fields that legitimately differ between two runs of one cell.
+VOLATILE_SCORE_KEYS = {"data_seconds", "eval_seconds"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fast_jax(tmp_path_factory):
+    """Persistent compilation cache in a temporary directory (every compile stored: min time 0) and XLA with
+    most optimisations off, in this process and, through the environment, in the `--jobs` workers."""
+    cache = tmp_path_factory.mktemp("jax_cache")
+    settings = {"jax_compilation_cache_dir": str(cache), "jax_persistent_cache_min_compile_time_secs": 0.0,
+                "jax_disable_most_optimizations": True}
+    old = {k: jax.config.values[k] for k in settings}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in settings.items():
+            jax.config.update(k, v)
+            mp.setenv(k.upper(), str(v).lower() if isinstance(v, bool) else str(v))
+        mp.setenv("JAX_PLATFORMS", "cpu")
+        yield
+    for k, v in old.items():
+        jax.config.update(k, v)
+
+
+def write_suite(folder: Path, text: str = SUITE, name: str = "tiny.toml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """The tiny suite, run once in process: (suite, its file, results and runs folders, summary, log, results)."""
+    root = tmp_path_factory.mktemp("finished")
+    path = write_suite(root)
+    suite = bench.load_suite(path)
+    log: list[str] = []
+    summary = bench.run_suite(suite, root / "results", root / "runs", command="pytest tiny", log=log.append)
+    results = {c: json.loads((root / "results" / f"{c}.json").read_text()) for c in summary["done"]}
+    return SimpleNamespace(suite=suite, path=path, results_dir=root / "results", runs_dir=root / "runs",
+                           summary=summary, log=log, results=results)
+
+
+def copy_cell(finished, cell: str, dest: Path, result: bool = True) -> tuple[Path, Path]:
+    """A copy of a finished cell's run folder (and result file) under dest: (results dir, runs dir)."""
+    results, runs = dest / "results", dest / "runs"
+    shutil.copytree(finished.runs_dir / cell, runs / cell)
+    results.mkdir(parents=True)
+    if result:
+        shutil.copy2(finished.results_dir / f"{cell}.json", results / f"{cell}.json")
+    return results, runs
+
+
+def stable_scores(result: dict) -> dict:
+    return {n: {k: v for k, v in r.items() if k not in VOLATILE_SCORE_KEYS} for n, r in result["scores"].items()}
+
+
+def assert_same_outcome(a: dict, b: dict):
+    """Two results of one cell agree on everything the training and test determine (bitwise: floats compared
+    with ==)."""
+    assert stable_scores(a) == stable_scores(b)
+    for key in ("best_step", "best_val_score", "steps"):
+        assert a["training"][key] == b["training"][key], key
+    assert a["training"]["curve"]["loss"] == b["training"]["curve"]["loss"]
+    assert a["training"]["curve"]["val_score"] == b["training"]["curve"]["val_score"]
+    assert a["data"] == b["data"]
+    assert a["config"] == b["config"]
+
+
+def read_metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / METRICS_FILE).read_text().splitlines()]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# End to end
+
+
+def test_suite_runs_supported_cells_and_lists_the_unsupported(finished):
+    assert finished.summary["done"] == DONE
+    assert list(finished.summary["unsupported"]) == [UNSUPPORTED]
+    assert "graphfsa cannot represent bellman_ford" in finished.summary["unsupported"][UNSUPPORTED]
+    assert sorted(p.name for p in finished.results_dir.iterdir()) == sorted(f"{c}.json" for c in DONE)
+    assert any(UNSUPPORTED in line and "unsupported" in line for line in finished.log)
+    for cell in DONE:  # each cell's closing line shows its scores
+        assert any(line.startswith(f"{cell}: n=5:") and "n=8:" in line for line in finished.log), cell
+
+
+@pytest.mark.parametrize("cell", DONE)
+def test_result_file_is_complete(finished, cell):
+    r = finished.results[cell]
+    algorithm, processor, seed = {"bfs_pgn_s0": ("bfs", "pgn", 0), "bfs_graphfsa_s0": ("bfs", "graphfsa", 0),
+                                  "bellman_ford_pgn_s0": ("bellman_ford", "pgn", 0)}[cell]
+    assert (r["algorithm"], r["processor"], r["seed"], r["suite"]) == (algorithm, processor, seed, "tiny")
+    assert r["sizes"] == list(EVAL_SIZES)
+    assert r["families"] == {"5": "er", "8": "er"}
+    assert set(r["scores"]) == {"5", "8"}
+    for n, s in r["scores"].items():
+        assert 0.0 <= s["score"] <= 1.0
+        assert s["graphs"] == 4
+        assert any(k.startswith("output/") for k in s), n
+        assert any(k.startswith("hint/") for k in s), n
+    t = r["training"]
+    assert t["steps"] == STEPS and t["resumed_from"] == 0
+    assert t["best_step"] in (3, 6)
+    assert isinstance(t["best_val_score"], float)
+    assert set(t["curve"]) >= {"loss", "val_score"}
+    assert set(r["wall_seconds"]) == {"train", "eval"} and all(v > 0 for v in r["wall_seconds"].values())
+    assert set(r["data"]) == {"validation", "train_batch_0", "test"} and set(r["data"]["test"]) == {"5", "8"}
+    assert set(r["device"]) >= {"platform", "kind", "count"} and r["device"]["platform"] == "cpu"
+    assert set(r["versions"]) >= {"jax", "flax", "nar"} and r["versions"]["jax"] == jax.__version__
+    assert "commit" in r and r["date"].startswith("20")
+    assert r["command"] == "pytest tiny"
+    assert r["cell_command"] == (f"nar bench run {finished.path} --algorithms {algorithm} --processors {processor} "
+                                 f"--seeds {seed} --steps {STEPS}")
+
+
+@pytest.mark.parametrize("cell", DONE)
+def test_result_config_is_the_cell_config_with_the_suite_budget(finished, cell):
+    r = finished.results[cell]
+    own = ROOT / "configs" / f"{r['algorithm']}_{r['processor']}.toml"
+    assert own.is_file()  # precondition: the cell starts from its own config file
+    expected = load(own, BUDGET + [f"train.seed={r['seed']}"]).to_dict()
+    assert r["config"] == expected
+    assert load(finished.runs_dir / cell / CONFIG_FILE).to_dict() == expected  # and the run trained with it
+
+
+@pytest.mark.parametrize("cell", DONE)
+def test_scores_and_hashes_match_the_run_evaluated_again(finished, cell):
+    """The recorded scores are the best-validation parameters of the run folder evaluated at the eval sizes; the
+    recorded hashes are those of the data drawn again."""
+    r = finished.results[cell]
+    model, params, config = load_run(finished.runs_dir / cell)
+    assert (config.eval.sizes, config.eval.samples) == (EVAL_SIZES, 4)
+    truth = json.loads(json.dumps({str(n): v for n, v in evaluate_sizes(model, params, config.eval).items()}))
+    assert stable_scores(r) == {n: {k: v for k, v in s.items() if k not in VOLATILE_SCORE_KEYS}
+                                for n, s in truth.items()}
+    for n in EVAL_SIZES:
+        assert r["data"]["test"][str(n)] == eval_test_set(r["algorithm"], n, config.eval).content_hash()
+    assert r["data"]["validation"] == validation_set(config).content_hash()
+    assert r["data"]["train_batch_0"] == train_trajectories(config, 0).content_hash()
+
+
+@pytest.mark.parametrize("cell", DONE)
+def test_training_record_matches_metrics(finished, cell):
+    r = finished.results[cell]
+    records = read_metrics(finished.runs_dir / cell)
+    loss = [[m["step"], m["loss"]] for m in records if "loss" in m]
+    val = [[m["step"], m["val_score"]] for m in records if "val_score" in m]
+    assert [s for s, _ in loss] == list(range(1, STEPS + 1))
+    assert [s for s, _ in val] == [3, 6]
+    assert r["training"]["curve"]["loss"] == loss
+    assert r["training"]["curve"]["val_score"] == val
+    best_step, best = max(val, key=lambda p: (p[1], -p[0]))  # the first of the highest
+    assert r["training"]["best_step"] == best_step
+    assert r["training"]["best_val_score"] == pytest.approx(best, rel=1e-6)  # stored as float32
+
+
+def test_some_cell_has_best_parameters_other_than_the_last(finished):
+    """Precondition of the re-evaluation test: in some cell the best validation score came before the last step,
+    so scores from the last parameters (instead of the best) would be told apart."""
+    assert finished.results["bellman_ford_pgn_s0"]["training"]["best_step"] < STEPS
+    _, best, _ = load_run(finished.runs_dir / "bellman_ford_pgn_s0")
+    _, last, _ = load_run(finished.runs_dir / "bellman_ford_pgn_s0", "params")
+    assert any(not (a == b).all() for a, b in zip(jax.tree.leaves(best), jax.tree.leaves(last), strict=True))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Resumability
+
+
+def test_finished_cells_are_not_recomputed(finished, monkeypatch):
+    files = {c: (finished.results_dir / f"{c}.json").read_bytes() for c in DONE}
+    runs = {c: [(p.relative_to(finished.runs_dir), p.stat().st_mtime_ns, p.read_bytes() if p.is_file() else None)
+                for p in sorted((finished.runs_dir / c).rglob("*"))] for c in DONE}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr(bench, "Trainer", no_training)
+    log: list[str] = []
+    summary = bench.run_suite(bench.load_suite(finished.path), finished.results_dir, finished.runs_dir,
+                              log=log.append)
+    assert summary["done"] == DONE
+    for c in DONE:
+        assert any(line.startswith(c) and "not recomputed" in line for line in log), c
+        assert (finished.results_dir / f"{c}.json").read_bytes() == files[c]
+        assert [(p.relative_to(finished.runs_dir), p.stat().st_mtime_ns, p.read_bytes() if p.is_file() else None)
+                for p in sorted((finished.runs_dir / c).rglob("*"))] == runs[c]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_killed_cell_resumes_from_its_checkpoint(finished, tmp_path):
+    cell, (algorithm, processor, seed) = "bfs_pgn_s0", ("bfs", "pgn", 0)
+    suite = bench.load_suite(finished.path)
+    run = tmp_path / "runs" / cell
+
+    def stop(step, loss):
+        if step == 5:
+            raise Interrupt
+
+    config = load(ROOT / "configs" / "bfs_pgn.toml", BUDGET + ["train.seed=0"])
+    with pytest.raises(Interrupt):
+        Trainer(config, run, progress=False).run(on_step=stop)
+    ckpt = Checkpointer(run / CHECKPOINTS)
+    assert ckpt.latest_step() == 4
+    ckpt.close()
+    assert max(m["step"] for m in read_metrics(run)) == 4  # interrupted before step 5 was logged
+
+    result = bench.run_cell(suite, algorithm, processor, seed, tmp_path / "results", tmp_path / "runs",
+                            log=lambda m: None)
+    assert result["training"]["resumed_from"] == 4
+    assert json.loads((tmp_path / "results" / f"{cell}.json").read_text()) == result
+    assert_same_outcome(result, finished.results[cell])  # the uninterrupted run, bit for bit
+    assert read_metrics(run)[-1]["step"] == STEPS
+    assert [m["step"] for m in read_metrics(run) if "loss" in m] == list(range(1, STEPS + 1))
+
+
+def test_corrupt_result_is_recomputed_from_the_checkpoint(finished, tmp_path, capsys):
+    cell = "bellman_ford_pgn_s0"
+    results, runs = copy_cell(finished, cell, tmp_path)
+    out = results / f"{cell}.json"
+    out.write_bytes(b"\x00\xff garbage {\"format\": 1")
+    metrics = (runs / cell / METRICS_FILE).read_bytes()
+    result = bench.run_cell(bench.load_suite(finished.path), "bellman_ford", "pgn", 0, results, runs,
+                            log=lambda m: None)
+    err = capsys.readouterr().err
+    assert "warning" in err and str(out) in err and "unreadable" in err
+    assert result["training"]["resumed_from"] == STEPS  # evaluated from the last checkpoint, not trained again
+    assert result["training"]["compiles"] == 0
+    assert (runs / cell / METRICS_FILE).read_bytes() == metrics
+    assert json.loads(out.read_text()) == result
+    assert_same_outcome(result, finished.results[cell])
+
+
+@pytest.mark.parametrize("content", ['{"format": 1}', "[1, 2, 3]", '{"format": 999, "scores": {}}'],
+                         ids=["no-scores", "not-a-dict", "other-format"])
+def test_result_of_another_format_is_recomputed(finished, tmp_path, capsys, content):
+    """Valid JSON that is not a result file of this format is not trusted either."""
+    cell = "bfs_graphfsa_s0"
+    results, runs = copy_cell(finished, cell, tmp_path)
+    (results / f"{cell}.json").write_text(content)
+    result = bench.run_cell(bench.load_suite(finished.path), "bfs", "graphfsa", 0, results, runs,
+                            log=lambda m: None)
+    assert "unreadable" in capsys.readouterr().err
+    assert result["training"]["resumed_from"] == STEPS
+    assert_same_outcome(result, finished.results[cell])
+
+
+def test_result_for_another_config_is_refused(finished, tmp_path, monkeypatch):
+    cell = "bfs_pgn_s0"
+    results = tmp_path / "results"
+    results.mkdir()
+    shutil.copy2(finished.results_dir / f"{cell}.json", results / f"{cell}.json")
+    before = (results / f"{cell}.json").read_bytes()
+    monkeypatch.setattr(bench, "Trainer", lambda *a, **k: pytest.fail("trained despite a conflicting result"))
+    other = write_suite(tmp_path, SUITE.replace(f"steps = {STEPS}", f"steps = {STEPS + 1}"))
+    for suite in (bench.load_suite(other), bench.load_suite(finished.path, steps=STEPS + 1)):
+        with pytest.raises(ValueError, match=re.escape(f"{results / cell}.json holds a result for another config")):
+            bench.run_cell(suite, "bfs", "pgn", 0, results, tmp_path / "runs", log=lambda m: None)
+    assert (results / f"{cell}.json").read_bytes() == before
+    assert not (tmp_path / "runs").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Suite files
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.replace('name = "tiny"', 'name = "tiny"\nbudget = 3'), r"unknown keys \['budget'\]"),
+    (lambda s: s.replace('"graphfsa"]', '"graphfsa", "gnn9000"]'), r"unknown processor\(s\) \['gnn9000'\]"),
+    (lambda s: s.replace('"bellman_ford"]', '"bellman_ford", "dijkstra9"]'),
+     r"unknown algorithm\(s\) \['dijkstra9'\]"),
+    (lambda s: s.replace("hidden = 16", 'hidden = 16\nalgorithm = "dfs"'), "set algorithms with the top-level"),
+    (lambda s: s.replace("steps = 6", "steps = 6\nseed = 3"), "set seeds with the top-level"),
+    (lambda s: s.replace("steps = 6", "stepz = 1"), r"unknown config key train\.stepz"),
+    (lambda s: s.replace("steps = 6", "steps = 0"), r"train\.steps must be positive"),
+    (lambda s: s.replace("seeds = [0]\n", ""), "lacks 'seeds'"),
+    (lambda s: s.replace("seeds = [0]", "seeds = []"), "at least one seed"),
+    (lambda s: s + "\n[oops\n", "not valid TOML"),
+], ids=["unknown-top-level-key", "unknown-processor", "unknown-algorithm", "algorithm-in-section",
+        "seed-in-section", "unknown-config-key", "bad-config-value", "no-seeds", "empty-seeds", "bad-toml"])
+def test_bad_suite_file_is_refused(tmp_path, edit, message):
+    text = edit(SUITE)
+    assert text != SUITE  # precondition: the edit applied
+    with pytest.raises(ValueError, match=message):
+        bench.load_suite(write_suite(tmp_path, text))
+
+
+def test_missing_suite_file_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=f"suite file {tmp_path / 'nope.toml'} does not exist"):
+        bench.load_suite(tmp_path / "nope.toml")
+
+
+def test_narrowing_a_suite(tmp_path):
+    path = write_suite(tmp_path)
+    suite = bench.load_suite(path, algorithms=["bfs"], processors=["graphfsa"], seeds=[3, 4], steps=9)
+    assert suite.cells() == [("bfs", "graphfsa", 3), ("bfs", "graphfsa", 4)]
+    assert suite.overrides["train"]["steps"] == 9
+    assert bench.cell_config(suite, "bfs", "graphfsa", 4).train.seed == 4
+    with pytest.raises(ValueError, match="unknown processor"):
+        bench.load_suite(path, processors=["nope"])
+    with pytest.raises(ValueError, match="graphfsa cannot represent bellman_ford"):
+        bench.cell_config(suite, "bellman_ford", "graphfsa", 0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The command
+
+
+def test_cli_runs_a_narrowed_suite(finished, tmp_path, capsys):
+    cell = "bfs_pgn_s0"
+    results, runs = copy_cell(finished, cell, tmp_path, result=False)  # trained already: tested from its checkpoint
+    argv = ["bench", "run", str(finished.path), "--algorithms", "bfs", "--processors", "pgn",
+            "--results", str(results), "--runs", str(runs)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(out[-1]) == {"suite": "tiny", "cells": 1, "unsupported": []}
+    assert sorted(p.name for p in results.iterdir()) == [f"{cell}.json"]
+    result = json.loads((results / f"{cell}.json").read_text())
+    assert result["command"] == "nar " + " ".join(argv)
+    assert result["training"]["resumed_from"] == STEPS
+    assert_same_outcome(result, finished.results[cell])
+
+
+def test_cli_bad_suite_exits_2(tmp_path, capsys):
+    assert main(["bench", "run", str(tmp_path / "nope.toml"), "--results", str(tmp_path / "r"),
+                 "--runs", str(tmp_path / "u")]) == 2
+    assert "nar bench run: error: suite file" in capsys.readouterr().err
+    path = write_suite(tmp_path)
+    assert main(["bench", "run", str(path), "--processors", "pgn,nope", "--results", str(tmp_path / "r")]) == 2
+    assert "unknown processor(s) ['nope']" in capsys.readouterr().err
+    assert main(["bench", "run", str(write_suite(tmp_path, SUITE.replace("steps = 6", "stepz = 1"), "b.toml")),
+                 "--results", str(tmp_path / "r")]) == 2
+    assert "train.stepz" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_jobs_run_cells_in_worker_processes(finished, tmp_path):
+    """Two cells at once, each `nar bench run` in a process of its own: same results as in process. The suite
+    file names two seeds and is narrowed to one: the workers must run only the cells they are given."""
+    path = write_suite(tmp_path, SUITE.replace("seeds = [0]", "seeds = [0, 1]"))
+    suite = bench.load_suite(path, algorithms=["bfs"], seeds=[0])
+    log: list[str] = []
+    summary = bench.run_suite(suite, tmp_path / "results", tmp_path / "runs", command="pytest jobs",
+                              log=log.append, jobs=2)
+    cells = ["bfs_pgn_s0", "bfs_graphfsa_s0"]
+    assert summary == {"done": cells, "unsupported": {}}
+    for cell in cells:
+        assert any(line.startswith("[") and f"{cell} started" in line for line in log), cell
+        assert any(line.startswith(f"{cell}: n=5:") for line in log), cell  # the worker's closing line
+        assert (tmp_path / "runs" / f"{cell}.log").is_file()
+        result = json.loads((tmp_path / "results" / f"{cell}.json").read_text())
+        assert result["command"] == "pytest jobs"
+        assert result["training"]["resumed_from"] == 0
+        assert_same_outcome(result, finished.results[cell])
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == sorted(f"{c}.json" for c in cells)
+
+
+def test_failed_worker_is_reported(tmp_path):
+    """A worker that fails (here: a suite file gone by the time it starts) fails the suite, naming the cell."""
+    path = write_suite(tmp_path)
+    suite = bench.load_suite(path, algorithms=["bfs"], processors=["pgn"])
+    path.unlink()
+    with pytest.raises(RuntimeError, match="1 cell\\(s\\) failed: bfs_pgn_s0"):
+        bench.run_suite(suite, tmp_path / "results", tmp_path / "runs", log=lambda m: None, jobs=2)
+    assert "does not exist" in (tmp_path / "runs" / "bfs_pgn_s0.log").read_text()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# suite-speed's time limit
+
+
+def test_speed_row_that_does_not_finish_is_skipped():
+    row = speed_suite.measure("bfs", "pgn", 16, steps=1, timeout=0.01)
+    assert (row["algorithm"], row["processor"], row["num_nodes"]) == ("bfs", "pgn", 16)
+    for mode in ("train", "eval"):
+        assert row[f"{mode}_skipped"].startswith("did not finish within"), row
+        assert mode not in row
+    assert row["peak_memory_bytes"] == 0
