@@ -407,3 +407,23 @@ def test_batch_rejects_edge_arrays_that_disagree_with_n_edge():
 def test_every_density_of_a_p_tuple_is_checked_up_front(p, match):
     with pytest.raises(ValueError, match=match):
         generate("bfs", 4, 8, 0, p=p)
+
+
+def test_content_hash_names_the_data_exactly():
+    """Equal data hash equally (regenerated, or copied sample by sample); any change to a value, to the sample
+    order or to an array's dtype changes the hash."""
+    tb = generate("bellman_ford", 6, 8, seed=5).trajectories
+    h = tb.content_hash()
+    assert len(h) == 64 and int(h, 16) >= 0
+    assert generate("bellman_ford", 6, 8, seed=5).trajectories.content_hash() == h
+    assert tb.select(range(len(tb))).content_hash() == h
+    assert generate("bellman_ford", 6, 8, seed=6).trajectories.content_hash() != h
+    assert tb.select([1, 0, 2, 3, 4, 5]).content_hash() != h
+    changed = dict(tb.probes)
+    changed["d"] = changed["d"].copy()
+    changed["d"][3] += 1.0
+    assert TrajectoryBatch(tb.algorithm, tb.n_node, tb.n_step, tb.n_edge, tb.senders, tb.receivers,
+                           changed).content_hash() != h
+    widened = TrajectoryBatch(tb.algorithm, tb.n_node.astype(np.int64), tb.n_step, tb.n_edge, tb.senders,
+                              tb.receivers, tb.probes)
+    assert widened.content_hash() != h

@@ -119,8 +119,8 @@ def _fmt(value: tuple[float, float | None] | None) -> str:
 
 def _describe(cells: list[dict]) -> str:
     """Where and how a set of cells was measured: devices, dates, commits, the commands."""
-    devices = sorted({f"{c['device']['platform']} ({c['device']['kind']}, {c['device']['count']} device(s))"
-                      for c in cells})
+    devices = sorted({f"{d['platform']} ({d['kind']}, {d['count']} device(s)"
+                      + (f", {d['cores']} cores)" if d.get("cores") else ")") for d in (c["device"] for c in cells)})
     dates = sorted(c["date"][:10] for c in cells)
     commands = sorted({c["command"] for c in cells})
     commits = sorted({(c.get("commit") or "unknown")[:12] for c in cells})
