@@ -34,13 +34,14 @@ bench-quick: install
 # The CLRS protocol (10,000 steps, batch 32, sizes 4..16, best validation, 3 seeds) for a chosen set, e.g.
 # `make bench-full ALGOS=bfs,bellman_ford PROCESSORS=mpnn,triplet_gmpnn SEEDS=1,2,3`. Resumable: rerun the same
 # command after a kill; finished cells are skipped and a killed one resumes from its last checkpoint.
+# STEPS=N trains another budget (write it elsewhere: RESULTS=results/full_N).
 ALGOS ?= bfs,bellman_ford
 PROCESSORS ?= mpnn,triplet_gmpnn
 SEEDS ?= 1,2,3
 FULL_JOBS ?= 1
 bench-full: install
 	$(PY) -m nar.cli bench run configs/bench/full.toml --algorithms $(ALGOS) --processors $(PROCESSORS) \
-		--seeds $(SEEDS) --jobs $(FULL_JOBS) $(if $(STEPS),--steps $(STEPS))
+		--seeds $(SEEDS) --jobs $(FULL_JOBS) $(if $(STEPS),--steps $(STEPS)) $(if $(RESULTS),--results $(RESULTS))
 
 # Speed: data generation, train steps/s, eval graphs/s, FLOPs, compile time and peak memory per processor at
 # n = 16 ... 1,024 (results/bench_speed/). DMCLRS_PYTHON=<a throwaway venv's python with dm-clrs> adds dm-clrs.
