@@ -320,7 +320,8 @@ def plot_gate(cells: list[dict], path: Path) -> Path | None:
 
 
 def plot_speed(rows: list[dict], path: Path) -> Path | None:
-    """Train steps/s and eval graphs/s vs graph size, a line per processor (log-log), dm-clrs as black marks."""
+    """Train steps/s and eval graphs/s vs graph size, a line per processor (log-log), dm-clrs as black-edged
+    crosses in the processor's colour."""
     if not rows:
         return None
     plt = _pyplot()
@@ -340,8 +341,8 @@ def plot_speed(rows: list[dict], path: Path) -> Path | None:
     for r in rows:
         for ax, key in ((tr, "train_steps_per_s"), (ev, "eval_graphs_per_s")):
             if key in (r.get("dm_clrs") or {}):
-                ax.plot(r["num_nodes"], r["dm_clrs"][key], marker="x", ms=9, mew=2, color="k", linestyle="none",
-                        label=f"dm-clrs {r['processor']} (same work)")
+                ax.plot(r["num_nodes"], r["dm_clrs"][key], marker="X", ms=10, mec="k", mew=1.2,
+                        color=colours[r["processor"]], linestyle="none", label=f"dm-clrs {r['processor']} (same work)")
     for ax, what in ((tr, "train steps/s (batch as in the table)"), (ev, "eval graphs/s")):
         _size_axis(ax, sorted({r["num_nodes"] for r in rows}))
         ax.set_yscale("log")
