@@ -219,22 +219,32 @@ def _grid(plt, algorithms: list[str], title: str):
     return fig, list(axes.flat)
 
 
-def _finish(fig, axes, path: Path):
+def _shared_legend(fig, axes, ncol: int, fontsize: int) -> int:
+    """One legend under the figure for the labels of every panel (each label once); returns its row count."""
     handles = {}
     for ax in axes:
         for h, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, h)
     if handles:
-        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(len(handles), 4),
-                   fontsize=9, frameon=False)
-    legend_rows = math.ceil(len(handles) / 4)
-    fig.tight_layout(rect=(0, min(0.3, 0.3 * legend_rows / fig.get_size_inches()[1]), 1, 0.97))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(len(handles), ncol),
+                   fontsize=fontsize, frameon=False)
+    return math.ceil(len(handles) / ncol)
+
+
+def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _finish(fig, axes, path: Path) -> Path:
+    """A panel grid with its shared legend, saved."""
+    legend_rows = _shared_legend(fig, axes, 4, 9)
+    fig.tight_layout(rect=(0, min(0.3, 0.3 * legend_rows / fig.get_size_inches()[1]), 1, 0.97))
+    return _save(fig, path)
 
 
 def _size_axis(ax, sizes: list[int]) -> None:
@@ -313,10 +323,7 @@ def plot_gate(cells: list[dict], path: Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_speed(rows: list[dict], path: Path) -> Path | None:
@@ -350,18 +357,8 @@ def plot_speed(rows: list[dict], path: Path) -> Path | None:
         ax.grid(alpha=0.3, which="both")
     tr.set_title("training")
     ev.set_title("evaluation")
-    handles = {}
-    for ax in (tr, ev):
-        for h, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, h)
-    if handles:
-        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(len(handles), 5),
-                   fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.06 * math.ceil(len(handles) / 5), 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    fig.tight_layout(rect=(0, 0.06 * _shared_legend(fig, (tr, ev), 5, 8), 1, 1))
+    return _save(fig, path)
 
 
 # ----------------------------------------------------------------------------------------------------------------
