@@ -4,6 +4,7 @@ from nar.algorithms import ALGORITHMS, SPECS, execute, run_batch
 from nar.config import Config, EvalConfig, TrainConfig
 from nar.config import load as load_config
 from nar.data.batch import Batch, make_batch
+from nar.distributed import data_mesh, initialize, set_cpu_devices
 from nar.evaluate import Evaluator, evaluate_sizes, format_table
 from nar.model.net import Model, ModelConfig
 from nar.processors import PROCESSORS, get_processor
@@ -13,6 +14,6 @@ from nar.trajectory import Trajectory, TrajectoryBatch
 __version__ = "0.1.0"
 
 __all__ = ["ALGORITHMS", "PROCESSORS", "SPECS", "Batch", "Config", "EvalConfig", "Evaluator", "Model", "ModelConfig",
-           "TrainConfig", "Trainer", "Trajectory", "TrajectoryBatch", "build_model", "evaluate_sizes", "execute",
-           "format_table", "get_processor", "load_config", "load_run", "make_batch", "run_batch", "train",
-           "__version__"]
+           "TrainConfig", "Trainer", "Trajectory", "TrajectoryBatch", "build_model", "data_mesh", "evaluate_sizes",
+           "execute", "format_table", "get_processor", "initialize", "load_config", "load_run", "make_batch",
+           "run_batch", "set_cpu_devices", "train", "__version__"]

@@ -1,7 +1,8 @@
 """The `nar` command: a thin shell over the Python API.
 
     nar generate SUITE ...                     write a dataset suite (same as `python -m data_gen`)
-    nar train --algorithm A --processor P ...  train a model into a run directory (resumable)
+    nar train --algorithm A --processor P ...  train a model into a run directory (resumable; --cpu-devices,
+                                               --num-processes/--process-id/--coordinator: data parallel)
     nar eval DIR [--sizes 16,64,256] ...       out-of-distribution table of a trained run
     nar bench run SUITE ...                    accuracy benchmark cells (configs/bench/*.toml), resumable
     nar bench speed ...                        train/eval speed, compile time, memory and FLOPs
@@ -96,6 +97,21 @@ def _eval(args) -> int:
     return 0
 
 
+def _device_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cpu-devices", dest="cpu_devices", type=int,
+                   help="simulate N CPU devices (data parallelism on CPU; set before JAX starts)")
+
+
+def _start_devices(args) -> None:
+    """Device setup that must precede JAX's backend: simulated CPU devices, then joining a multi-process run."""
+    from nar import distributed
+
+    if args.cpu_devices is not None:
+        distributed.set_cpu_devices(args.cpu_devices)
+    if args.command == "train":
+        distributed.initialize(args.num_processes, args.process_id, args.coordinator)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nar", description="Neural algorithmic reasoning on graphs, in JAX.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -111,6 +127,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run directory (config, metrics.jsonl, checkpoints)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _device_flags(t)
+    t.add_argument("--num-processes", dest="num_processes", type=int,
+                   help="processes of a multi-process run (default: JAX_NUM_PROCESSES, else 1)")
+    t.add_argument("--process-id", dest="process_id", type=int, help="this process's id, 0..P-1 (JAX_PROCESS_ID)")
+    t.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="process 0's address (JAX_COORDINATOR_ADDRESS); 'auto' on clusters JAX detects (SLURM, TPU)")
     t.set_defaults(func=_train)
     e = sub.add_parser("eval", help="evaluate a trained run at several graph sizes")
     e.add_argument("run", help="run directory written by `nar train`")
@@ -126,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="GraphFSA: print the learned automaton (transitions used on the first size's test graphs)")
     e.add_argument("--last", action="store_true", help="the last parameters instead of the best-validation ones")
     e.add_argument("--json", action="store_true")
+    _device_flags(e)
     e.set_defaults(func=_eval)
     sub.add_parser("bench", help="benchmarks: `nar bench run|speed|suite-speed|fsa-distance --help`",
                    add_help=False)
@@ -133,6 +156,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """The `nar` command: parse `argv` (default: sys.argv), run the subcommand, return its exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "generate":
         from data_gen.__main__ import main as generate
@@ -147,6 +171,7 @@ def main(argv=None) -> int:
         return importlib.import_module(BENCHES[argv[1]]).main(argv[2:])
     args = _parser().parse_args(argv)
     try:
+        _start_devices(args)
         return args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError, MemoryError) as e:  # incl. CorruptDatasetError
         print(f"nar {args.command}: error: {e}", file=sys.stderr)

@@ -84,6 +84,7 @@ class EvalConfig:
                 raise ValueError(f"eval.{key} must be positive, got {getattr(self, key)}")
 
     def family(self, n: int) -> str:
+        """The graph family of the test set at size n ('auto': CLRS's ER up to n = 64, sparse_er beyond)."""
         return ("er" if n <= 64 else "sparse_er") if self.graph == "auto" else self.graph
 
 
@@ -103,9 +104,11 @@ class Config:
                              f"{self.model.processor!r}")
 
     def to_dict(self) -> dict:
+        """{section: {key: value}} with lists for tuples (what `from_dict` and the TOML writer take)."""
         return {s: _plain(dataclasses.asdict(getattr(self, s))) for s in ("model", "train", "eval")}
 
     def to_toml(self) -> str:
+        """The config as TOML text, readable by `load` (a run folder's config.toml)."""
         lines = []
         for section, values in self.to_dict().items():
             lines.append(f"[{section}]")

@@ -21,6 +21,7 @@ SETTINGS = ["model.algorithm=bfs", "model.processor=pgn", "train.steps=200", "tr
 
 
 def main() -> None:
+    """`make demo`: train, then print the out-of-distribution table (module docstring)."""
     config = load(None, SETTINGS)
     shutil.rmtree(RUN_DIR, ignore_errors=True)
     print(f"Training bfs / pgn for {config.train.steps} steps into {RUN_DIR} "

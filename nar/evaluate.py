@@ -16,7 +16,9 @@ from nar.algorithms import get_algorithm
 from nar.config import EvalConfig
 from nar.data import generate
 from nar.data.batch import cover, make_batch, pad_sizes_for, probes
+from nar.data.graphs import CLRS_STREAM_ALGORITHMS
 from nar.data.store import load as load_dataset
+from nar.distributed import data_mesh, pooled, replicate, stack_groups
 from nar.metrics import batch_counts, scores
 from nar.model.memory import available_bytes, check_fits, estimate_bytes
 from nar.model.net import Model, ModelConfig
@@ -50,22 +52,38 @@ def batches(tb: TrajectoryBatch, model: ModelConfig, batch_size: int, max_edges:
 
 class Evaluator:
     """Counts for a batch, jitted; `compiles` says how many times it was traced (once per padded shape).
-    `closed_gate` evaluates G-ForgetNet with its history gate shut."""
+    `closed_gate` evaluates G-ForgetNet with its history gate shut.
 
-    def __init__(self, model: Model, closed_gate: bool = False):
+    Data parallel over `mesh` (default: every device, `nar.distributed.data_mesh`): a list of batches is evaluated
+    D at a time, one batch per device, and the counts added (they are sums, so the scores equal one device's)."""
+
+    def __init__(self, model: Model, closed_gate: bool = False, mesh=None):
         self.graphdef, _ = nnx.split(model)
         self.model = model
+        self.mesh = data_mesh() if mesh is None else mesh
         self.compiles = 0
 
         def counts(params, batch):
             self.compiles += 1  # runs only while tracing
             m = nnx.merge(self.graphdef, params)
-            return batch_counts(m, m(batch, train=False, closed_gate=closed_gate), batch)
+            return pooled(lambda b: batch_counts(m, m(b, train=False, closed_gate=closed_gate), b), batch)
 
         self._counts = jax.jit(counts)
 
+    def place(self, batch_list) -> list:
+        """Host batches of one padded shape -> what the devices run: each batch on the device (one device), or D
+        batches per stacked, sharded group batch (`nar.distributed.stack_groups`); placed batches are kept."""
+        if self.mesh.size == 1:
+            return [jax.device_put(b) for b in batch_list]
+        if all(b.lengths.ndim == 2 for b in batch_list):
+            return list(batch_list)
+        return stack_groups(self.mesh, list(batch_list))
+
     def __call__(self, params, batch_list) -> dict:
-        """Pooled scores over a list of batches."""
+        """Pooled scores over a list of batches (host batches, or batches from `place`)."""
+        if self.mesh.size > 1:
+            params = replicate(self.mesh, params)
+            batch_list = self.place(batch_list)
         total = None
         for b in batch_list:
             c = self._counts(params, b)
@@ -74,9 +92,13 @@ class Evaluator:
 
 
 def test_set(algorithm: str, n: int, cfg: EvalConfig) -> TrajectoryBatch:
+    """The test trajectories at size n: `cfg.samples` draws from `cfg.seed`. Graph algorithms on `cfg.family(n)`
+    (CLRS's ER through dm-clrs's own sampler stream for the built-in ones: at n=64, seed 3 this is CLRS30's test
+    split); an array algorithm (a sort) takes uniform keys, whatever the family."""
+    stream = "clrs" if algorithm in CLRS_STREAM_ALGORITHMS else "nar"
     family = cfg.family(n)
-    if family == "er":  # dm-clrs's own sampler stream: at n=64, seed 3 this is CLRS30's test split
-        return generate(algorithm, cfg.samples, n, cfg.seed, stream="clrs").trajectories
+    if get_algorithm(algorithm).kind == "sort" or family == "er":
+        return generate(algorithm, cfg.samples, n, cfg.seed, stream=stream).trajectories
     extra = {"degree": cfg.degree} if family == "sparse_er" else {}
     return generate(algorithm, cfg.samples, n, cfg.seed, graph=family, **extra).trajectories
 

@@ -8,6 +8,7 @@ checkpoint replays exactly what an uninterrupted run does: same parameters, bit 
 from __future__ import annotations
 
 import json
+import os
 import queue
 import sys
 import threading
@@ -25,6 +26,16 @@ from nar.checkpoint import Checkpointer
 from nar.config import Config, load
 from nar.data import clrs_train
 from nar.data.batch import Batch, GrowingPad, PadSizes, cover, make_batch, pad_sizes_for
+from nar.distributed import (
+    barrier,
+    data_mesh,
+    group_ranges,
+    is_main_process,
+    local_groups,
+    masked,
+    replicate,
+    shard_groups,
+)
 from nar.evaluate import Evaluator, batches, hint_probe_count
 from nar.model.fsa import FSAModel
 from nar.model.losses import training_loss
@@ -48,6 +59,7 @@ def build_model(config: Config) -> Model | FSAModel:
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
+    """CLRS's optimiser: gradients clipped to global norm `grad_clip`, then Adam at `learning_rate`."""
     t = config.train
     return optax.chain(optax.clip_by_global_norm(t.grad_clip), optax.scale_by_adam(), optax.scale(-t.learning_rate))
 
@@ -66,28 +78,54 @@ def train_trajectories(config: Config, step: int) -> TrajectoryBatch:
     return clrs_train(config.model.algorithm, t.batch_size, t.seed, t.sizes, start=step * t.batch_size).trajectories
 
 
-def initial_pad(config: Config) -> PadSizes | None:
-    """The padded shape a fresh run starts at: the cover of the first `train.pad_lookahead` batches' buckets.
-    Growing from the first batch alone compiles once per growth (4-6 times in a short CLRS run, about 10 s each on
-    a small CPU); looking ahead compiles once and rarely grows again."""
+def _group_needs(config: Config, tb: TrajectoryBatch, ranges: list[range]) -> list[PadSizes]:
+    """The bucket of each non-empty group of a step's samples, with room for the largest group's graphs."""
+    kind, triplets, slots = config.model.graph_kind, config.model.triplets, max(len(r) for r in ranges)
+    return [pad_sizes_for(tb.select(r), kind, slots, triplets) for r in ranges if len(r)]
+
+
+def initial_pad(config: Config, groups: int = 1) -> PadSizes | None:
+    """The padded shape (of each of `groups` data-parallel groups) a fresh run starts at: the cover of the first
+    `train.pad_lookahead` batches' buckets. Growing from the first batch alone compiles once per growth (4-6 times
+    in a short CLRS run, about 10 s each on a small CPU); looking ahead compiles once and rarely grows again."""
     t = config.train
     if t.pad_lookahead == 0:
         return None
-    kind, triplets = config.model.graph_kind, config.model.triplets
-    return cover([pad_sizes_for(train_trajectories(config, s), kind, t.batch_size, triplets)
-                  for s in range(min(t.pad_lookahead, t.steps))])
+    ranges = group_ranges(t.batch_size, groups)
+    return cover([need for s in range(min(t.pad_lookahead, t.steps))
+                  for need in _group_needs(config, train_trajectories(config, s), ranges)])
+
+
+def train_groups(config: Config, step: int, groups: int, pad: GrowingPad | None = None,
+                 which: list[int] | None = None) -> tuple[PadSizes, dict[int, Batch]]:
+    """Training batch `step` split into `groups` data-parallel groups of one padded shape (host arrays): that
+    shape and {group: Batch} for the groups in `which` (default: all). Every graph gets the same `pos` draws as in
+    the undivided batch, so any number of groups trains on the same data. With `pad`, the padded shape only grows
+    along the run (few compiles)."""
+    t, tb = config.train, train_trajectories(config, step)
+    ranges = group_ranges(t.batch_size, groups)
+    grown = cover(_group_needs(config, tb, ranges))
+    shape = grown if pad is None else pad(grown)
+    kind = config.model.graph_kind
+    check_fits(shape, config.model.hidden, True, kind, triplet_features=config.model.triplet_features,
+               hint_probes=hint_probe_count(config.model))
+    out = {}
+    for g in range(groups) if which is None else which:
+        r = ranges[g] if len(ranges[g]) else range(1)  # no graphs left for this group: a masked copy of the first
+        rng = None
+        if t.random_pos:  # the undivided batch's stream, from this group's first node on
+            rng = np.random.default_rng([t.seed, step])
+            rng.random(int(tb.n_node[:r.start].sum()))
+        batch = make_batch(tb.select(r), kind, shape, num_graphs=shape.graphs - 1, random_pos=rng,
+                           triplets=config.model.triplets)
+        out[g] = batch if len(ranges[g]) else masked(batch)
+    return shape, out
 
 
 def train_batch(config: Config, step: int, pad: GrowingPad | None = None) -> Batch:
-    """Training batch `step` (host arrays). With `pad`, the padded shape only grows along the run (few
+    """Training batch `step` (host arrays), undivided. With `pad`, the padded shape only grows along the run (few
     compiles)."""
-    t, tb = config.train, train_trajectories(config, step)
-    rng = np.random.default_rng([t.seed, step]) if t.random_pos else None
-    kind = config.model.graph_kind
-    batch = make_batch(tb, kind, pad, num_graphs=t.batch_size, random_pos=rng, triplets=config.model.triplets)
-    check_fits(batch.pad_sizes, config.model.hidden, True, kind, triplet_features=config.model.triplet_features,
-               hint_probes=hint_probe_count(config.model))
-    return batch
+    return train_groups(config, step, 1, pad)[1][0]
 
 
 def validation_set(config: Config) -> TrajectoryBatch:
@@ -104,18 +142,18 @@ def validation_batches(config: Config) -> list[Batch]:
 
 
 class _Prefetch:
-    """Builds batches start, start+1, ... in a background thread, a few ahead of the device."""
+    """Builds `build(s)` for s = start, start+1, ... in a background thread, a few ahead of the device."""
 
-    def __init__(self, config: Config, start: int, stop: int, pad: GrowingPad, depth: int = 3):
+    def __init__(self, build, start: int, stop: int, depth: int = 3):
         self._q: queue.Queue = queue.Queue(depth)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._work, args=(config, start, stop, pad), daemon=True)
+        self._thread = threading.Thread(target=self._work, args=(build, start, stop), daemon=True)
         self._thread.start()
 
-    def _work(self, config, start, stop, pad):
+    def _work(self, build, start, stop):
         try:
             for s in range(start, stop):
-                if not self._put((s, train_batch(config, s, pad))):
+                if not self._put((s, build(s))):
                     return
         except Exception as e:  # surfaced in the training thread
             self._put((None, e))
@@ -150,6 +188,7 @@ class Progress:
         self._last = 0.0
 
     def update(self, step: int, text: str, force: bool = False):
+        """Show `step` of the total and `text` (at most every 0.5 s on a terminal, 10 s in a log)."""
         if not self.enabled or (not force and time.time() - self._last < (0.5 if self.tty else 10.0)):
             return
         self._last = time.time()
@@ -160,6 +199,7 @@ class Progress:
         sys.stderr.flush()
 
     def close(self):
+        """End the bar's line."""
         if self.enabled and self.tty:
             sys.stderr.write("\n")
 
@@ -171,12 +211,18 @@ def _diff(a: dict, b: dict) -> list[str]:
 class Trainer:
     """A training run in `out_dir`: `run()` trains (or resumes) and returns a summary dict.
 
+    Data parallel over `mesh` (default: every device of every process, `nar.distributed.data_mesh`): each step's
+    graphs are split into one group per device, parameters replicated, the loss pooled over the global batch.
+    With several processes every one runs a Trainer on the same directory; process 0 writes the files.
     `on_step(step, loss)` is called after every step (tests use it to interrupt a run).
     """
 
-    def __init__(self, config: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = True):
+    def __init__(self, config: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = True,
+                 mesh=None):
         self.config, self.out = config, Path(out_dir)
-        self.progress = progress
+        self.mesh = data_mesh() if mesh is None else mesh
+        self.main = is_main_process()
+        self.progress = progress and self.main
         ckpt_dir = self.out / CHECKPOINTS
         config_path = self.out / CONFIG_FILE
         if resume:
@@ -190,8 +236,10 @@ class Trainer:
         elif config_path.exists() or (ckpt_dir.exists() and any(ckpt_dir.iterdir())):
             raise FileExistsError(f"{self.out} already holds a run; pass resume=True (--resume) to continue it "
                                   f"or choose another directory")
-        self.out.mkdir(parents=True, exist_ok=True)
-        config_path.write_text(config.to_toml())
+        barrier("nar-train-checked")  # every process has looked before process 0 writes
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            config_path.write_text(config.to_toml())
         self.resume = resume
         self.model = build_model(config)
         self.graphdef, params = nnx.split(self.model)
@@ -199,7 +247,7 @@ class Trainer:
         self.tx = make_optimizer(config)
         self.compiles = 0
         self._step = jax.jit(self._train_step)
-        self.evaluator = Evaluator(self.model, config.eval.closed_gate)
+        self.evaluator = Evaluator(self.model, config.eval.closed_gate, mesh=self.mesh)
         self.checkpointer = Checkpointer(ckpt_dir)
 
     def _train_step(self, params, opt_state, batch, key, penalty_weight):
@@ -215,32 +263,40 @@ class Trainer:
         return optax.apply_updates(params, updates), opt_state, loss, parts, stats
 
     def train_step(self, params, opt_state, batch, key, penalty_weight=0.0):
-        """One jitted optimisation step: (params, opt_state, loss, loss parts, processor statistics)."""
-        return self._step(params, opt_state, batch, key, jnp.asarray(penalty_weight, jnp.float32))
+        """One jitted optimisation step: (params, opt_state, loss, loss parts, processor statistics). `batch` is one
+        Batch or data-parallel groups stacked on a leading axis (`nar.distributed.shard_groups`)."""
+        return self._step(params, opt_state, batch, key, np.float32(penalty_weight))
 
     def run(self, on_step=None) -> dict:
+        """Train, or resume, up to `train.steps`; returns the summary dict also written to summary.json."""
         cfg = self.config.train
-        state = initial_state(self.config, self.params, self.tx)
+        mesh, groups = self.mesh, self.mesh.size
+        state = replicate(mesh, initial_state(self.config, self.params, self.tx))
         if self.resume and self.checkpointer.latest_step() is not None:
-            state = self.checkpointer.restore(state)
+            state = self.checkpointer.restore(state)  # onto this mesh, whatever device count wrote it
         start = int(state["step"])
-        metrics_path = self.out / METRICS_FILE
-        _truncate_metrics(metrics_path, start)
+        metrics_path = self.out / METRICS_FILE if self.main else Path(os.devnull)
+        if self.main:
+            _truncate_metrics(metrics_path, start)
         key = jax.random.wrap_key_data(state["key"])
-        val = [jax.device_put(b) for b in validation_batches(self.config)]
+        val = self.evaluator.place(validation_batches(self.config))
         params, opt_state = state["params"], state["opt_state"]
         best = {k: state[k] for k in ("best_params", "best_score", "best_step")}
         bar = Progress(cfg.steps, self.progress)
         t_start = time.perf_counter()
         t_log, s_log = t_start, start
         # The padded shape only grows; a resumed run continues from the shape its checkpoint was trained at.
-        pad = GrowingPad(PadSizes(*map(int, state["pad"])) if int(state["pad"][0]) else initial_pad(self.config))
-        prefetch = _Prefetch(self.config, start, cfg.steps, pad) if start < cfg.steps else None
+        pad = GrowingPad(PadSizes(*map(int, state["pad"])) if int(state["pad"][0])
+                         else initial_pad(self.config, groups))
+        mine = local_groups(mesh)
+        build = lambda s: train_groups(self.config, s, groups, pad, mine)  # noqa: E731
+        prefetch = _Prefetch(build, start, cfg.steps) if start < cfg.steps else None
         try:
             with open(metrics_path, "a") as log:
                 for step in range(start, cfg.steps):
-                    s, batch = prefetch.get()
+                    s, (shape, local) = prefetch.get()
                     assert s == step
+                    batch = shard_groups(mesh, local)
                     params, opt_state, loss, parts, stats = self.train_step(
                         params, opt_state, batch, jax.random.fold_in(key, step), cfg.penalty_weight(step))
                     done = step + 1
@@ -268,9 +324,9 @@ class Trainer:
                                      **{f"val/{k}": v for k, v in res.items() if "/" in k}})
                     if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                         log.flush()
-                        self.checkpointer.save(done, {"params": params, "opt_state": opt_state, **best,
-                                                      "step": jnp.asarray(done, jnp.int32), "key": state["key"],
-                                                      "pad": jnp.asarray(astuple(batch.pad_sizes), jnp.int32)})
+                        self.checkpointer.save(done, replicate(mesh, {
+                            "params": params, "opt_state": opt_state, **best, "step": np.int32(done),
+                            "key": state["key"], "pad": np.asarray(astuple(shape), np.int32)}))
         finally:
             if prefetch is not None:
                 prefetch.close()
@@ -279,7 +335,8 @@ class Trainer:
         summary = {"steps": cfg.steps, "resumed_from": start, "best_val_score": float(best["best_score"]),
                    "best_step": int(best["best_step"]), "compiles": self.compiles,
                    "eval_compiles": self.evaluator.compiles, "seconds": time.perf_counter() - t_start}
-        (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
+        if self.main:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
         return summary
 
 

@@ -33,6 +33,7 @@ _COMPACT_DTYPE = {
 
 
 def compact_dtype(type_: str) -> np.dtype:
+    """The dtype a probe of this type is stored with in a `TrajectoryBatch`."""
     return np.dtype(_COMPACT_DTYPE[type_])
 
 
@@ -57,6 +58,7 @@ class Trajectory:
 
     @property
     def num_nodes(self) -> int:
+        """Number of nodes n (the length of the `pos` input)."""
         return int(self.inputs["pos"].shape[0])
 
 
@@ -169,6 +171,7 @@ class TrajectoryBatch:
 
     @staticmethod
     def concatenate(batches: Iterable[TrajectoryBatch]) -> TrajectoryBatch:
+        """One batch holding the samples of `batches` in order (all of one algorithm)."""
         batches = list(batches)
         if not batches:
             raise ValueError("cannot concatenate an empty list of batches")

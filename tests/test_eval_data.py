@@ -54,3 +54,23 @@ def test_cli_eval_on_data_reports_errors(tmp_path, capsys):
 
     assert main(["eval", str(tmp_path / "missing")]) == 2
     assert "is not a run directory" in capsys.readouterr().err
+
+
+def test_sort_test_sets_beyond_64_are_uniform_keys_not_a_graph_family():
+    """'auto' means sparse ER beyond n = 64 for graph algorithms; a sort has no graph: keys at every size, the
+    output a sorting permutation of them (checked against numpy's argsort)."""
+    import numpy as np
+
+    from nar.evaluate import test_set as draw_test_set
+
+    cfg = nar.EvalConfig(sizes=(80,), samples=3)
+    assert cfg.family(80) == "sparse_er"
+    tb = draw_test_set("insertion_sort", 80, cfg)
+    assert len(tb) == 3 and tb.n_node.tolist() == [80] * 3
+    for i in range(3):
+        t = tb.trajectory(i)
+        key = t.inputs["key"]
+        assert np.all((0 <= key) & (key < 1))
+        order = np.argsort(key, kind="stable")
+        pred = t.outputs["pred"]  # each element's predecessor in sorted order (the first points to itself)
+        assert pred[order[0]] == order[0] and np.array_equal(pred[order[1:]], order[:-1])

@@ -17,6 +17,7 @@ from nar.trajectory import TrajectoryBatch
 
 
 def bellman_ford(graphs: GraphBatch, sources: np.ndarray) -> TrajectoryBatch:
+    """Bellman-Ford from `sources` (one local index per graph) on every graph of the batch."""
     num_nodes, num_graphs = int(graphs.n_node.sum()), graphs.n_node.size
     gid, offset = graphs.graph_of_node, graphs.node_offset
     snd, rcv, w = graphs.senders, graphs.receivers, graphs.weights

@@ -15,6 +15,7 @@ from nar.trajectory import TrajectoryBatch
 
 
 def bfs(graphs: GraphBatch, sources: np.ndarray) -> TrajectoryBatch:
+    """BFS from `sources` (one local index per graph) on every graph of the batch."""
     num_nodes, num_graphs = int(graphs.n_node.sum()), graphs.n_node.size
     gid, offset = graphs.graph_of_node, graphs.node_offset
     is_edge = graphs.weights > 0

@@ -68,6 +68,7 @@ def _dfs(n: int, nbrs: list[list[int]], tape: Tape) -> list[int]:
 
 
 def dfs(graphs: GraphBatch) -> TrajectoryBatch:
+    """CLRS's DFS (every node as a root in index order) on every graph of the batch."""
     tape = Tape("s", "u", "v", "s_last", "time")
     pis = []
     bounds = np.concatenate([[0], np.cumsum(graphs.n_edge)])

@@ -31,6 +31,7 @@ def check_adjacency(A) -> np.ndarray:
 
 
 def check_source(s, n: int) -> int:
+    """A source node index as int, or ValueError (not an integer, or outside [0, n))."""
     if isinstance(s, np.ndarray) and s.ndim == 0:
         s = s.item()
     if isinstance(s, bool) or not isinstance(s, numbers.Integral):
@@ -41,6 +42,7 @@ def check_source(s, n: int) -> int:
 
 
 def check_keys(key) -> np.ndarray:
+    """Sort keys as a 1-D float64 array, or ValueError (wrong shape, empty, not real, not finite)."""
     key = np.asarray(key)
     if key.ndim != 1:
         raise ValueError(f"key must be a 1-D array, got shape {key.shape}")
@@ -70,10 +72,12 @@ class GraphBatch:
 
     @property
     def node_offset(self) -> np.ndarray:
+        """[B] global id of each graph's first node."""
         return np.concatenate([[0], np.cumsum(self.n_node)[:-1]])
 
     @property
     def graph_of_node(self) -> np.ndarray:
+        """[sum n] the graph each global node belongs to."""
         return np.repeat(np.arange(self.n_node.size), self.n_node)
 
     @staticmethod
@@ -125,6 +129,7 @@ class GraphBatch:
 
     @staticmethod
     def from_dense(matrices: Sequence[np.ndarray]) -> GraphBatch:
+        """From dense weighted adjacency matrices (0 = no edge), each checked by `check_adjacency`."""
         graphs = []
         for A in matrices:
             A = check_adjacency(A)

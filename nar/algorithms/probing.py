@@ -90,11 +90,13 @@ class Tape:
         self._table = np.zeros((0, len(row_names)))
 
     def begin(self, n: int, **arrays) -> None:
+        """Start a sample of n nodes with the initial value of each node array."""
         self.n_node.append(n)
         for name, values in arrays.items():
             self._initial[name].append((self.step, list(values)))  # a copy: callers mutate their arrays
 
     def set(self, name: str, node: int, value) -> None:
+        """Record node array `name`[node] = value, visible from the next `push`."""
         self._writes[name].extend((self.step, node, value))
 
     def log(self, name: str) -> list:
@@ -103,14 +105,17 @@ class Tape:
         return self._writes[name]
 
     def push(self, *row) -> None:
+        """Close a hint step, with one value per row name (indices, graph scalars)."""
         self._rows.extend(row)
         self.step += 1
 
     def end(self) -> None:
+        """Close the current sample."""
         self.n_step.append(self.step - self._start)
         self._start = self.step
 
     def rows(self, name: str, dtype) -> np.ndarray:
+        """[sum T_i] the per-step values of row `name`, as `dtype`."""
         if self._table.shape[0] != self.step:  # converted once, after the last push
             self._table = np.array(self._rows, dtype=np.float64).reshape(self.step, len(self.row_names))
         return self._table[:, self.row_names.index(name)].astype(dtype)

@@ -25,6 +25,7 @@ def _time_major(rounds: list[np.ndarray]) -> np.ndarray:
 
 
 def insertion_sort(keys: np.ndarray) -> TrajectoryBatch:
+    """CLRS's insertion sort of every row of keys [B, n], in lockstep over the batch."""
     num, n = keys.shape
     vals, order = keys.copy(), np.tile(np.arange(n), (num, 1))
     orders, i_h, j_h = [order], [np.zeros(num, np.int64)], [np.zeros(num, np.int64)]
@@ -49,6 +50,7 @@ def insertion_sort(keys: np.ndarray) -> TrajectoryBatch:
 
 
 def bubble_sort(keys: np.ndarray) -> TrajectoryBatch:
+    """CLRS's bubble sort of every row of keys [B, n], in lockstep over the batch."""
     num, n = keys.shape
     vals, order = keys.copy(), np.tile(np.arange(n), (num, 1))
     rows = np.arange(num)
@@ -114,6 +116,7 @@ def _heapsort(a: list[float], tape: Tape) -> list[int]:
 
 
 def heapsort(keys: np.ndarray) -> TrajectoryBatch:
+    """CLRS's heapsort of every row of keys [B, n] (sample by sample, recorded on a `Tape`)."""
     tape = Tape("i", "j", "largest", "heap_size", "size", "phase")
     final = np.array([_heapsort(row, tape) for row in keys.tolist()])
     order = tape.node_array("order", np.int32).reshape(-1, keys.shape[1])
@@ -157,6 +160,7 @@ def _quicksort(a: list[float], tape: Tape) -> list[int]:
 
 
 def quicksort(keys: np.ndarray) -> TrajectoryBatch:
+    """CLRS's quicksort of every row of keys [B, n] (sample by sample, recorded on a `Tape`)."""
     tape = Tape("p", "r", "i", "j")
     final = np.array([_quicksort(row, tape) for row in keys.tolist()])
     order = tape.node_array("order", np.int32).reshape(-1, keys.shape[1])

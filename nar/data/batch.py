@@ -82,6 +82,7 @@ class Batch(NamedTuple):
 
     @property
     def pad_sizes(self) -> PadSizes:
+        """The static shape of this batch (padded nodes, edges, steps, graph slots, triplets)."""
         return PadSizes(int(self.node_graph.shape[0]), int(self.graph.senders.shape[0]),
                         int(next(iter(self.hints.values())).shape[0]) if self.hints else 1,
                         int(self.lengths.shape[0]), 0 if self.triplets is None else int(self.triplets.shape[0]))
@@ -163,8 +164,10 @@ def triplet_edges(senders: np.ndarray, receivers: np.ndarray, num_nodes: int) ->
 
 
 def message_graph_for(algorithm: str, message_graph: str) -> str:
-    """The message graph a batch of `algorithm` is laid out on: sorting always needs every pair (a permutation)."""
-    if any(t == Type.SHOULD_BE_PERMUTATION for _, _, t in SPECS[algorithm].values()):
+    """The message graph a batch of `algorithm` is laid out on. An array algorithm (no input graph `A`) always
+    needs every pair: its pointers (a sort's permutation among them) may name any element."""
+    spec = SPECS[algorithm]
+    if "A" not in spec or any(t == Type.SHOULD_BE_PERMUTATION for _, _, t in spec.values()):
         return "complete"
     return message_graph
 

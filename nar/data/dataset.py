@@ -37,12 +37,6 @@ BLOCK = 64
 # Executors run on chunks holding at most about this many hint values (steps x nodes), to bound memory.
 _CHUNK_VALUES = 1 << 22
 
-# CLRS's sampler defaults per graph algorithm (reference: dm-clrs 2.0.3 samplers).
-_GRAPH_DEFAULTS = {
-    "bfs": {"directed": False, "weighted": False},
-    "dfs": {"directed": True, "weighted": False},
-    "bellman_ford": {"directed": False, "weighted": True},
-}
 # CLRS's training distribution (Ibarz et al. 2022): sizes cycled, ER density drawn per graph.
 CLRS_TRAIN_SIZES = (4, 7, 11, 13, 16)
 CLRS_TRAIN_P = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -57,6 +51,7 @@ class Dataset:
 
     @property
     def algorithm(self) -> str:
+        """The algorithm the trajectories belong to."""
         return self.trajectories.algorithm
 
     def __len__(self) -> int:
@@ -69,6 +64,7 @@ class Dataset:
         return iter(self.trajectories)
 
     def summary(self) -> dict:
+        """Sizes, step counts (min, mean, max), mean edges and stored bytes, for a quick look."""
         t = self.trajectories
         return {
             "algorithm": self.algorithm,
@@ -104,7 +100,7 @@ def resolve_config(algorithm: str, num_samples: int, num_nodes, seed: int, start
         graph = graph or "er"
         if graph not in GRAPH_FAMILIES:
             raise ValueError(f"unknown graph family {graph!r}; known: {', '.join(GRAPH_FAMILIES)}")
-        opts = {**_GRAPH_DEFAULTS[algorithm], **({"p": 0.5} if graph == "er" else {}), **options}
+        opts = {**algo.graph_defaults, **({"p": 0.5} if graph == "er" else {}), **options}
         if "p" in opts and not isinstance(opts["p"], (int, float)):
             opts["p"] = tuple(float(p) for p in opts["p"])
             if not opts["p"]:
@@ -116,10 +112,10 @@ def resolve_config(algorithm: str, num_samples: int, num_nodes, seed: int, start
     if stream == "clrs":
         if len(sizes) != 1 or (graph not in (None, "er")):
             raise ValueError("stream='clrs' replays dm-clrs's sampler: one size and the 'er' family only")
-        clrs_opts = {k: v for k, v in opts.items() if k not in _GRAPH_DEFAULTS.get(algorithm, {})}
-        if any(opts.get(k) != v for k, v in _GRAPH_DEFAULTS.get(algorithm, {}).items()):
+        clrs_opts = {k: v for k, v in opts.items() if k not in algo.graph_defaults}
+        if any(opts.get(k) != v for k, v in algo.graph_defaults.items()):
             raise ValueError(f"stream='clrs' uses dm-clrs's fixed graph kind for {algorithm}: "
-                             f"{_GRAPH_DEFAULTS[algorithm]}")
+                             f"{dict(algo.graph_defaults)}")
         if "p" in clrs_opts and not isinstance(clrs_opts["p"], tuple):
             opts["p"] = (float(clrs_opts["p"]),)
     return {"algorithm": algorithm, "num_samples": int(num_samples), "num_nodes": [int(n) for n in sizes],
@@ -230,7 +226,7 @@ def _draw_clrs(config: dict, lo: int, hi: int) -> _Inputs:
     rs = np.random.RandomState(config["seed"])
     algo = config["algorithm"]
     n = config["num_nodes"][0]
-    kw = {k: v for k, v in config["options"].items() if k not in _GRAPH_DEFAULTS.get(algo, {})}
+    kw = {k: v for k, v in config["options"].items() if k not in get_algorithm(algo).graph_defaults}
     raw = [clrs_stream_inputs(algo, rs, n, **kw) for _ in range(hi)][lo:]
     if "key" in raw[0]:
         return _Inputs(np.full(len(raw), n), keys=[r["key"] for r in raw])

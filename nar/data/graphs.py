@@ -351,6 +351,8 @@ _CLRS_GRAPH_SAMPLERS = MappingProxyType({
     "bellman_ford": dict(directed=False, weighted=True, source=True),
 })
 _CLRS_SORTS = ("insertion_sort", "bubble_sort", "heapsort", "quicksort")
+# The algorithms dm-clrs has a sampler for (stream="clrs" replays it); a registered algorithm has none.
+CLRS_STREAM_ALGORITHMS = frozenset(_CLRS_GRAPH_SAMPLERS) | frozenset(_CLRS_SORTS)
 
 
 def clrs_stream_inputs(algorithm: str, rs: np.random.RandomState, n: int, **kw) -> dict:

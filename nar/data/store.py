@@ -67,6 +67,7 @@ def save(dataset: Dataset, path: str | os.PathLike) -> Path:
 
 
 def read_manifest(path: str | os.PathLike) -> dict:
+    """The manifest of a dataset folder (generator version, config, file hashes), without loading the arrays."""
     file = Path(path) / MANIFEST
     if not file.exists():
         raise FileNotFoundError(f"no dataset at {path} (missing {MANIFEST})")

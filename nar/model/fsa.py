@@ -117,8 +117,9 @@ class FSAModel(nnx.Module):
         live_TxN = (t_T + 1 < batch.lengths[graph.node_graph][None, :]).astype(jnp.float32)
         return self.fsa.describe(names, self.fsa.usage_over(self._start(batch, graph), graph, live_TxN))
 
-    def loss(self, preds: Predictions, batch: Batch):
-        """(total, parts): Diff-FSA's squared error of the class probabilities, mean over real nodes and steps."""
+    def loss_sums(self, preds: Predictions, batch: Batch) -> dict:
+        """{'hint/<name>': (sum, count)} of Diff-FSA's squared error of the class probabilities over real nodes and
+        steps (`nar.model.losses.loss_sums`: data-parallel groups add these before dividing)."""
         graph = graph_of(batch)
         logits_T = preds.hints[self.hint_name]
         steps = logits_T.shape[0]
@@ -130,5 +131,10 @@ class FSAModel(nnx.Module):
         truth = jax.nn.one_hot(batch.hints[self.hint_name][1:steps + 1].astype(jnp.int32), self.classes)
         w_TN = (valid_graphs(batch) * (jnp.arange(steps)[:, None] + 1 < batch.lengths[None, :]))[:, graph.node_graph]
         sq = jnp.sum((probs - truth) ** 2, -1)
-        part = jnp.sum(sq * w_TN) / jnp.maximum(jnp.sum(w_TN), 1.0)
+        return {f"hint/{self.hint_name}": (jnp.sum(sq * w_TN), jnp.sum(w_TN))}
+
+    def loss(self, preds: Predictions, batch: Batch):
+        """(total, parts): Diff-FSA's squared error of the class probabilities, mean over real nodes and steps."""
+        (s, c), = self.loss_sums(preds, batch).values()
+        part = s / jnp.maximum(c, 1.0)
         return part, {f"hint/{self.hint_name}": part}

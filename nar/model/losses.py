@@ -52,27 +52,40 @@ def valid_graphs(batch: Batch):
     return (batch.lengths > 0).astype(jnp.float32)
 
 
-def losses(model, preds: Predictions, batch: Batch) -> dict:
-    """Masked-mean loss per output probe and per hint probe (keys 'output/<name>', 'hint/<name>')."""
+def loss_sums(model, preds: Predictions, batch: Batch) -> dict:
+    """(sum of weighted row losses, sum of weights) per output and hint probe: the numerators and denominators
+    `losses` divides. A data-parallel step adds them over its groups before dividing (a mean over the whole global
+    batch, not a mean of per-device means)."""
     graph = graph_of(batch)
     valid = valid_graphs(batch)
     out = {}
     for name, probe in model.output_probes.items():
-        s, c = probe_loss(preds.outputs[name], batch.outputs[name], probe, graph, valid)
-        out[f"output/{name}"] = s / jnp.maximum(c, 1.0)
+        out[f"output/{name}"] = probe_loss(preds.outputs[name], batch.outputs[name], probe, graph, valid)
     for name, logits_T in preds.hints.items():
         probe = model.hint_probes[name]
         steps = logits_T.shape[0]
         truth_T = batch.hints[name][1:steps + 1]
         weight_TG = valid * (jnp.arange(steps)[:, None] + 1 < batch.lengths[None, :])
-        s, c = jax.vmap(lambda lg, tr, w, probe=probe: probe_loss(lg, tr, probe, graph, w))(logits_T, truth_T, weight_TG)
-        out[f"hint/{name}"] = s.sum() / jnp.maximum(c.sum(), 1.0)
+        s, c = jax.vmap(lambda lg, tr, w, probe=probe: probe_loss(lg, tr, probe, graph, w))(logits_T, truth_T,
+                                                                                             weight_TG)
+        out[f"hint/{name}"] = (s.sum(), c.sum())
     return out
+
+
+def losses(model, preds: Predictions, batch: Batch) -> dict:
+    """Masked-mean loss per output probe and per hint probe (keys 'output/<name>', 'hint/<name>')."""
+    return {k: s / jnp.maximum(c, 1.0) for k, (s, c) in loss_sums(model, preds, batch).items()}
 
 
 def total_loss(model, preds: Predictions, batch: Batch):
     parts = losses(model, preds, batch)
     return sum(parts.values()), parts
+
+
+def live_node_steps(batch: Batch):
+    """How many (real node, step) pairs a model's statistics (`Predictions.stats`) average over: the nodes of
+    sample g at the processor steps t with t + 1 < L_g."""
+    return jnp.sum(jnp.maximum(batch.lengths[batch.node_graph] - 1, 0)).astype(jnp.float32)
 
 
 def training_loss(model, batch: Batch, key, gate_penalty: str = "none", weight=0.0):
@@ -81,11 +94,45 @@ def training_loss(model, batch: Batch, key, gate_penalty: str = "none", weight=0
     "magnitude": the mean gate over real nodes, steps and channels (penalty A); "closed_loss": the total loss of
     the same parameters run with the gate shut (penalty B), which trains the pure Markov path used by
     `eval.closed_gate`. `stats` holds the processor's statistics (the mean gate) and the penalty's value.
+
+    `batch` may also be groups stacked on a leading axis (a data-parallel step, `nar.distributed`): every loss term
+    and statistic is then pooled over the graphs of all groups, as if they were one batch, and group g draws its
+    randomness from fold_in(key, g). A single group is exactly the plain batch.
     """
+    if batch.lengths.ndim == 2:
+        if batch.lengths.shape[0] > 1:
+            return _grouped_training_loss(model, batch, key, gate_penalty, weight)
+        batch = jax.tree.map(lambda x: x[0], batch)
     preds = model(batch, key, train=True)
     # A model with a loss of its own (GraphFSA's squared error) uses it.
     loss, parts = model.loss(preds, batch) if hasattr(model, "loss") else total_loss(model, preds, batch)
-    stats = dict(preds.stats)
+    closed = lambda: total_loss(model, model(batch, key, train=True, closed_gate=True), batch)[0]  # noqa: E731
+    return _with_penalty(loss, parts, dict(preds.stats), gate_penalty, weight, closed)
+
+
+def _grouped_training_loss(model, batch_D, key, gate_penalty: str, weight):
+    """`training_loss` of groups stacked on axis 0: sums and counts of every group added, then divided."""
+    own = getattr(model, "loss_sums", None)
+
+    def group(b, k):
+        preds = model(b, k, train=True)
+        sums = own(preds, b) if own else loss_sums(model, preds, b)
+        n = live_node_steps(b)
+        stats = {name: (v * n, n) for name, v in preds.stats.items()}
+        closed = (loss_sums(model, model(b, k, train=True, closed_gate=True), b)
+                  if gate_penalty == "closed_loss" else {})
+        return sums, stats, closed
+
+    keys = jax.vmap(lambda g: jax.random.fold_in(key, g))(jnp.arange(batch_D.lengths.shape[0]))
+    sums, stats, closed = jax.vmap(group)(batch_D, keys)
+    pool = lambda sc: {k: s.sum() / jnp.maximum(c.sum(), 1.0) for k, (s, c) in sc.items()}  # noqa: E731
+    parts = pool(sums)
+    return _with_penalty(sum(parts.values()), parts, pool(stats), gate_penalty, weight,
+                         lambda: sum(pool(closed).values()))
+
+
+def _with_penalty(loss, parts: dict, stats: dict, gate_penalty: str, weight, closed_loss):
+    """(loss + weight * penalty, parts, stats with the penalty); `closed_loss()` gives penalty B."""
     if gate_penalty == "none":
         return loss, parts, stats
     if "gate" not in stats:
@@ -93,7 +140,7 @@ def training_loss(model, batch: Batch, key, gate_penalty: str = "none", weight=0
     if gate_penalty == "magnitude":
         penalty = stats["gate"]
     elif gate_penalty == "closed_loss":
-        penalty, _ = total_loss(model, model(batch, key, train=True, closed_gate=True), batch)
+        penalty = closed_loss()
     else:
         raise ValueError(f"unknown gate_penalty {gate_penalty!r}; known: none, magnitude, closed_loss")
     stats["gate_penalty"] = penalty

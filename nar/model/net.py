@@ -109,6 +109,7 @@ def graph_of(batch: Batch) -> Graph:
 
 
 class Model(nnx.Module):
+    """CLRS's encode-process-decode network for one algorithm and processor (module docstring); call it on a `Batch`."""
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs, **processor_options):
         self.config = config
         H = config.hidden

@@ -38,6 +38,12 @@ PROCESSORS: dict[str, ProcessorEntry] = {}
 def register(name: str, build: Callable[..., Processor], default_message_graph: str | None, description: str,
              options: tuple[str, ...] = (), triplets: bool = False, wraps: bool = False,
              automaton: bool = False) -> None:
+    """Add a processor under `name`: after this, `model.processor = name` (configs, `--processor`) builds it.
+
+    `build(hidden, rngs=..., layer_norm=..., **options)` returns a `Processor`; `options` names `ModelConfig`
+    fields passed on; `default_message_graph` is 'complete' or 'input'. A taken name is a ValueError. See
+    docs/extending.md.
+    """
     if name in PROCESSORS:
         raise ValueError(f"processor {name!r} is already registered")
     PROCESSORS[name] = ProcessorEntry(name, build, default_message_graph, description, tuple(options), triplets,
@@ -45,6 +51,7 @@ def register(name: str, build: Callable[..., Processor], default_message_graph: 
 
 
 def get_processor(name: str) -> ProcessorEntry:
+    """The registry entry of `name`, or a ValueError listing the known processors."""
     if name not in PROCESSORS:
         raise ValueError(f"unknown processor {name!r}; known: {', '.join(sorted(PROCESSORS))}")
     return PROCESSORS[name]

@@ -32,14 +32,17 @@ class Graph(NamedTuple):
 
     @property
     def num_nodes(self) -> int:
+        """Padded node count N."""
         return self.node_graph.shape[0]
 
     @property
     def num_edges(self) -> int:
+        """Padded edge count E."""
         return self.senders.shape[0]
 
     @property
     def num_graphs(self) -> int:
+        """Graph slots G, the padding graph included."""
         return self.n_node.shape[0]
 
 

@@ -34,6 +34,7 @@ class Forget(Processor):
             self.gate_out = nnx.Linear(hidden, hidden, rngs=rngs)
 
     def history(self, node_fts, hidden, *, closed: bool = False):
+        """ForgetNet: zeros; G-ForgetNet: g * h_prev (zeros when `closed`), with the gate as statistic `gate`."""
         if not self.gated or closed:
             zero = jnp.zeros_like(hidden)
             return zero, ({"gate": zero[:, 0]} if self.gated else {})

@@ -27,6 +27,7 @@ from nar.processors.base import Graph, Processor
 
 
 class MPNN(Processor):
+    """CLRS's MPNN/PGN step (max aggregation over the message graph), optionally gated and with triplets."""
     def __init__(self, hidden: int, *, rngs: nnx.Rngs, layer_norm: bool = True, gated: bool = False,
                  triplets: bool = False, triplet_features: int = 8, edge_size: int | None = None):
         H = hidden
