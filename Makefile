@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench-data bench-quick bench-full bench-speed report clean
+.PHONY: install demo test bench-data bench-quick bench-full bench-speed bench-scale report clean
 
 install: $(STAMP)
 
@@ -47,6 +47,11 @@ bench-full: install
 # n = 16 ... 1,024 (results/bench_speed/). DMCLRS_PYTHON=<a throwaway venv's python with dm-clrs> adds dm-clrs.
 bench-speed: install bench-data
 	$(PY) -m nar.cli bench suite-speed --out results/bench_speed $(if $(DMCLRS_PYTHON),--dmclrs-python $(DMCLRS_PYTHON))
+
+# Scaling: train steps/s and eval graphs/s vs simulated CPU devices (1, 2, 4), and BFS / Bellman-Ford evaluation
+# time and peak memory vs graph size on sparse ER graphs up to n = 65,536 (results/bench_scale/<platform>.json).
+bench-scale: install
+	$(PY) -m nar.cli bench scale
 
 # Tables (docs/results.md), plots (docs/plots/*.png) and the README's results section, from results/ alone.
 report: install

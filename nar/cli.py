@@ -19,7 +19,7 @@ from pathlib import Path
 
 # `nar bench <name>`: the module whose main() runs it.
 BENCHES = {"run": "nar.bench.suite", "speed": "nar.bench.speed", "suite-speed": "nar.bench.speed_suite",
-           "fsa-distance": "nar.bench.fsa_distance"}
+           "fsa-distance": "nar.bench.fsa_distance", "scale": "nar.bench.scale"}
 
 
 def _sizes(text: str) -> list[int]:

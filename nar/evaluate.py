@@ -40,13 +40,15 @@ def batches(tb: TrajectoryBatch, model: ModelConfig, batch_size: int, max_edges:
     hints = hint_probe_count(model)
     one = pad_sizes_for(tb.select([0]), kind, 1, triplets)
     per_graph = max(one.edges + one.triplets * model.triplet_features // model.hidden, 1)
-    graph_bytes = max(estimate_bytes(one, model.hidden, False, model.triplet_features, hints), 1)
+    graph_bytes = max(estimate_bytes(one, model.hidden, False, model.triplet_features, hints,
+                                     processor=model.processor), 1)
     per_batch = max(1, min(batch_size, max_edges // per_graph, available_bytes() // 2 // graph_bytes))
     groups = [range(i, min(i + per_batch, len(tb))) for i in range(0, len(tb), per_batch)]
     parts = [tb.select(g) for g in groups]
     sizes = [pad_sizes_for(p, kind, per_batch, triplets) for p in parts]
     pad = cover(sizes)
-    check_fits(pad, model.hidden, False, kind, triplet_features=model.triplet_features, hint_probes=hints)
+    check_fits(pad, model.hidden, False, kind, triplet_features=model.triplet_features, hint_probes=hints,
+               processor=model.processor)
     return [make_batch(p, kind, pad, per_batch, random_pos, triplets) for p in parts]
 
 

@@ -108,7 +108,7 @@ def train_groups(config: Config, step: int, groups: int, pad: GrowingPad | None 
     shape = grown if pad is None else pad(grown)
     kind = config.model.graph_kind
     check_fits(shape, config.model.hidden, True, kind, triplet_features=config.model.triplet_features,
-               hint_probes=hint_probe_count(config.model))
+               hint_probes=hint_probe_count(config.model), processor=config.model.processor)
     out = {}
     for g in range(groups) if which is None else which:
         r = ranges[g] if len(ranges[g]) else range(1)  # no graphs left for this group: a masked copy of the first

@@ -494,11 +494,14 @@ def test_gradients_finite_with_padding_triplets(net, bfs_tb):
 def test_estimate_bytes_counts_triplets():
     pad = PadSizes(nodes=40, edges=1000, steps=6, graphs=3, triplets=5000)
     none = dataclasses.replace(pad, triplets=0)
+    kw = {"processor": "triplet_gmpnn"}
     for H in (8, 16):
-        assert estimate_bytes(pad, H, True) - estimate_bytes(none, H, True) == 5000 * 8 * 4 * (4 + 3 * (6 - 1))
-        assert estimate_bytes(pad, H, False) - estimate_bytes(none, H, False) == 5000 * 8 * 4 * 4
-    # Hand-computed total, training: 4 * ((E + N) H (8 + 6 (T - 1)) + P 8 (4 + 3 (T - 1))).
-    assert estimate_bytes(pad, 16, True) == 4 * (1040 * 16 * 38 + 5000 * 8 * 19)
+        assert (estimate_bytes(pad, H, True, **kw) - estimate_bytes(none, H, True, **kw)
+                == 5000 * 8 * 4 * (5.5 + 1 * (6 - 1)))
+        assert estimate_bytes(pad, H, False, **kw) - estimate_bytes(none, H, False, **kw) == 5000 * 8 * 4 * 4.5
+    # Hand-computed total, training (docs/scaling.md, Triplet-GMPNN's counts, T - 1 = 5 steps).
+    assert estimate_bytes(pad, 16, True, **kw) == 4 * (16 * (40 * (18 + 17 * 5) + 1000 * (15 + 11 * 5))
+                                                      + 8 * 5000 * (5.5 + 5))
 
 
 def test_check_fits_names_the_triplets():

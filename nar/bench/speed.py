@@ -80,7 +80,7 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
                                         "triplets": pad.triplets},
            "edges_per_graph": float(tb.n_edge.mean()), "hint_steps_max": int(tb.n_step.max())}
     if mode in ("both", "train"):
-        check_fits(pad, hidden, True, kind, triplet_features=tf)
+        check_fits(pad, hidden, True, kind, triplet_features=tf, processor=processor)
         with tempfile.TemporaryDirectory() as tmp:
             trainer = Trainer(config, tmp, progress=False)
             state = initial_state(config, trainer.params, trainer.tx)
@@ -105,11 +105,12 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
             model = trainer.model
         rate = steps / seconds
         out["train"] = {"steps_per_s": rate, "compile_s": t_compile, "flops_per_step": flops,
-                        "gflops_per_s": flops * rate / 1e9, "estimate_bytes": estimate_bytes(pad, hidden, True, tf)}
+                        "gflops_per_s": flops * rate / 1e9,
+                        "estimate_bytes": estimate_bytes(pad, hidden, True, tf, processor=processor)}
     else:
         model = nar.build_model(config)
     if mode in ("both", "eval"):
-        check_fits(pad, hidden, False, kind, triplet_features=tf)
+        check_fits(pad, hidden, False, kind, triplet_features=tf, processor=processor)
         ev = Evaluator(model)
         params = nnx.to_pure_dict(nnx.split(model)[1])
         t_compile = _timed(lambda: ev(params, [batch]))
@@ -119,7 +120,8 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
         flops = _flops(ev_unrolled._counts.lower(params, batch))
         model.scan_unroll = 1
         out["eval"] = {"graphs_per_s": batch_size / seconds, "compile_s": t_compile, "flops_per_batch": flops,
-                       "gflops_per_s": flops / seconds / 1e9, "estimate_bytes": estimate_bytes(pad, hidden, False, tf)}
+                       "gflops_per_s": flops / seconds / 1e9,
+                       "estimate_bytes": estimate_bytes(pad, hidden, False, tf, processor=processor)}
     out["peak_memory_bytes"] = _peak_bytes()
     return out
 

@@ -1,44 +1,102 @@
-"""A memory estimate for a padded batch, so that a batch that cannot fit is refused up front with the estimate
-instead of dying in the allocator.
+"""The memory model: bytes a padded batch needs, per node, edge and triplet of each processor, so that a batch that
+cannot fit is refused up front with the estimate (and evaluation batches are sized to fit) instead of dying in
+the allocator.
 
-The model's memory is dominated by [E, H] edge tensors (messages and their MLP, pointer decoders): about
-`EDGE_TENSORS_EVAL` of them live at once in evaluation; training keeps `EDGE_TENSORS_PER_STEP` more per hint
-step for the backward pass. Node tensors ([N, H]) are counted the same way but matter only on sparse graphs.
-Triplet-GMPNN adds [P, F] triplet tensors (P triplets: n^3 per graph on the complete graph; F triplet features,
-8 by default), counted the same way with their own multipliers, so in total
+For a batch of N nodes, E edges (self-loops included), P triplets and T padded hint steps, hidden size H, F
+triplet features and K hint probes, in float32 (4 bytes):
 
-    bytes = 4 * ((E + N) * H * (8 + 6 (T - 1)) + P * F * (4 + 3 (T - 1)))      (training; T - 1 = 0 in evaluation)
+    evaluation:  4 * (H * (n_eval N + e_eval E) + F * t_eval P)                                 + hints
+    training:    4 * (H * ((n_train + n_step S) N + (e_train + e_step S) E) + F * (t_train + t_step S) P
+                      + n_train_hh H^2 N) + hints
+    hints:       4 * (T - 1) * K * (HINT_NODE_VALUES N + HINT_EDGE_VALUES E)
 
-plus, in training and evaluation alike, the hint predictions of every step, which the model returns stacked:
-`STORED_HINT_COPIES` x 4 x (T - 1) x (E + N) per hint probe (an upper bound: pointer hints are [E] per step, node
-hints [N]; the factor counts the scan's output buffer and the metrics' temporaries). For long trajectories (DFS at
-n = 1,024: 3,072 steps) this term dominates and bounds the graphs per evaluation batch.
+with S = T - 1 processor steps. The `_eval` / `_train` counts are [N, H] / [E, H] / [P, F] tensors live at once in a
+forward pass / a training step; `_step` counts are what the backward pass keeps per step; the hint term is every
+step's hint predictions, which the model returns stacked, and the metrics' temporaries over them. Only tropical
+attention has an `n_train_hh` term: the backward pass of its max-plus projection holds [N, H, H] tensors. The counts of
+`FOOTPRINTS` were read off XLA's memory analysis of the compiled jitted step (temporaries plus arguments, CPU,
+H = 128 (MPNN also 64), BFS and Bellman-Ford) and rounded up; `tests/test_memory_model.py` checks them against fresh
+measurements and docs/scaling.md ("Memory model") tabulates them. GraphFSA's tensors are [N, states] and
+[E, states], not [., H]: its counts are in floats, independent of H, and its hint predictions have no edge term.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import jax
 
 from nar.data.batch import PadSizes
 
-EDGE_TENSORS_EVAL = 8
-EDGE_TENSORS_PER_STEP = 6
 TRIPLET_FEATURES = 8
-TRIPLET_TENSORS_EVAL = 4
-TRIPLET_TENSORS_PER_STEP = 3
-STORED_HINT_COPIES = 2
+HINT_NODE_VALUES = 4  # floats per node, per hint probe and step (predictions plus the metrics' temporaries)
+HINT_EDGE_VALUES = 1  # floats per edge, per hint probe and step (pointer logits)
 BYTES = 4  # float32
 
 
+@dataclasses.dataclass(frozen=True)
+class Footprint:
+    """Tensors a processor's model keeps per node and edge (in units of H) and per triplet (units of F)."""
+
+    n_eval: float
+    e_eval: float
+    n_train: float
+    e_train: float
+    n_step: float
+    e_step: float
+    t_eval: float = 0.0
+    t_train: float = 0.0
+    t_step: float = 0.0
+    n_train_hh: float = 0.0  # [H, H] per node, live in training (tropical attention's max-plus backward)
+    per_hidden: bool = True  # False: node and edge counts are floats, not multiples of H (GraphFSA)
+    edge_hints: bool = True  # False: hint predictions are per node only (GraphFSA predicts its node hint alone)
+
+
+_MPNN = Footprint(n_eval=13, e_eval=6.5, n_train=24, e_train=9.5, n_step=11, e_step=8)
+_GMPNN = Footprint(n_eval=14, e_eval=6.5, n_train=24, e_train=9.5, n_step=17, e_step=8)  # the gate: 6 H per step
+FOOTPRINTS: dict[str, Footprint] = {
+    "mpnn": _MPNN,
+    "pgn": _MPNN,  # MPNN's equations on another message graph
+    "gmpnn": _GMPNN,
+    "triplet_mpnn": Footprint(n_eval=10, e_eval=8.5, n_train=18, e_train=15, n_step=11, e_step=11,
+                              t_eval=4.5, t_train=5.5, t_step=1),
+    "triplet_gmpnn": Footprint(n_eval=10, e_eval=8.5, n_train=18, e_train=15, n_step=17, e_step=11,
+                               t_eval=4.5, t_train=5.5, t_step=1),
+    "tropical": Footprint(n_eval=23, e_eval=6.5, n_train=4, e_train=8, n_step=36, e_step=5, n_train_hh=6.5),
+    # The wrappers around their default base, MPNN (their own history terms are [N, H] per step).
+    "forgetnet": _MPNN,
+    "g_forgetnet": _GMPNN,
+    "graphfsa": Footprint(n_eval=4, e_eval=8, n_train=4, e_train=8, n_step=10, e_step=0, per_hidden=False,
+                          edge_hints=False),
+}
+
+
+def footprint(processor: str | None, pad: PadSizes | None = None) -> Footprint:
+    """A processor's footprint; None (a caller that does not say) is MPNN's, or Triplet-GMPNN's for a batch with
+    triplets."""
+    if processor is None:
+        processor = "triplet_gmpnn" if pad is not None and pad.triplets else "mpnn"
+    if processor not in FOOTPRINTS:
+        raise ValueError(f"no memory footprint for processor {processor!r}; known: {', '.join(FOOTPRINTS)}")
+    return FOOTPRINTS[processor]
+
+
 def estimate_bytes(pad: PadSizes, hidden: int, train: bool, triplet_features: int = TRIPLET_FEATURES,
-                   hint_probes: int = 0) -> int:
+                   hint_probes: int = 0, processor: str | None = None) -> int:
+    """Bytes a batch of padded shape `pad` needs on its device (module docstring)."""
+    fp = footprint(processor, pad)
     steps = pad.steps - 1 if train else 0
-    edges = (pad.edges + pad.nodes) * hidden * BYTES * (EDGE_TENSORS_EVAL + EDGE_TENSORS_PER_STEP * steps)
-    triplets = pad.triplets * triplet_features * BYTES * (TRIPLET_TENSORS_EVAL + TRIPLET_TENSORS_PER_STEP * steps)
-    hints = STORED_HINT_COPIES * BYTES * (pad.steps - 1) * (pad.edges + pad.nodes) * hint_probes
-    return edges + triplets + hints
+    node, edge = ((fp.n_train + fp.n_step * steps, fp.e_train + fp.e_step * steps) if train
+                  else (fp.n_eval, fp.e_eval))
+    tri = fp.t_train + fp.t_step * steps if train else fp.t_eval
+    width = hidden if fp.per_hidden else 1
+    values = width * (node * pad.nodes + edge * pad.edges) + triplet_features * tri * pad.triplets
+    if train:
+        values += fp.n_train_hh * hidden * hidden * pad.nodes
+    per_step = HINT_NODE_VALUES * pad.nodes + (HINT_EDGE_VALUES * pad.edges if fp.edge_hints else 0)
+    hints = (pad.steps - 1) * hint_probes * per_step
+    return int(BYTES * (values + hints))
 
 
 def available_bytes() -> int:
@@ -51,8 +109,8 @@ def available_bytes() -> int:
 
 
 def check_fits(pad: PadSizes, hidden: int, train: bool, message_graph: str, limit: int | None = None,
-               triplet_features: int = TRIPLET_FEATURES, hint_probes: int = 0) -> None:
-    need = estimate_bytes(pad, hidden, train, triplet_features, hint_probes)
+               triplet_features: int = TRIPLET_FEATURES, hint_probes: int = 0, processor: str | None = None) -> None:
+    need = estimate_bytes(pad, hidden, train, triplet_features, hint_probes, processor)
     limit = available_bytes() if limit is None else limit
     if need > limit:
         hint = (" The complete message graph costs n^2 edges per graph: use message_graph='input' (sparse), which "
