@@ -320,6 +320,19 @@ def test_suites_in_separate_sections(full):
     assert section(full.md, "## Suite `quick`").strip().startswith("5 cells measured 2026-11-20 to 2026-11-23")
 
 
+def test_a_suite_run_into_another_folder_is_reported_apart(tmp_path):
+    """`--results results/full_200` (another budget of suite `full`) is its own section, never pooled with `full`."""
+    write_suite(tmp_path, "full", FULL)
+    moved = write_cell(tmp_path, "full", "bfs", "mpnn", 7, {16: 0.5, 64: 0.25})
+    target = tmp_path / "full_200" / moved.name
+    target.parent.mkdir()
+    moved.rename(target)
+    agg = report.aggregate(report.load_cells(tmp_path))
+    assert set(agg) == {"full", "full_200"}
+    assert agg["full_200"][("bfs", "mpnn")]["sizes"][64] == (25.0, None)
+    assert 7 not in agg["full"][("bfs", "mpnn")]["seeds"]
+
+
 @pytest.mark.parametrize("suites, want", [(["quick", "full"], "full"), (["full", "quick"], "full"),
                                           (["quick"], "quick"), (["zeta", "alpha"], "alpha"), ([], None)])
 def test_headline_suite_prefers_full(suites, want):

@@ -1,12 +1,13 @@
 """Times dm-clrs's BaselineModel; run ONLY with the python of a throwaway virtualenv that has dm-clrs installed.
 
-`python dmclrs_model.py ROWS_JSON`, ROWS_JSON a list like [{"algorithm": "bfs", "processor": "mpnn", "n": 16,
+`python dmclrs_model.py ROWS_JSON [TIMEOUT_S]`, ROWS_JSON a list like [{"algorithm": "bfs", "processor": "mpnn", "n": 16,
 "batch_size": 32, "mode": "train"}], prints the rows back as JSON with steps_per_s (mode "train": model.feedback)
 or graphs_per_s (mode "eval": model.predict), compile_s (the first call), peak_rss_bytes and the versions, so nar
 can show dm-clrs's figures beside its own. The model is built as dm-clrs's examples/run.py builds it by default
 (hidden 128, hints encoded and decoded, soft repred, layer norm, 8 triplet features, lr 1e-3, grad clip 1.0) on one
 batch of `batch_size` trajectories from clrs's default sampler of size n. Each row runs in its own child process,
-so peak RSS is per row and a row that fails (raises, or is killed for memory) only gets {"error": ...}. As in
+so peak RSS is per row and a row that fails (raises, is killed for memory, or runs past TIMEOUT_S seconds) only
+gets {"error": ...}. As in
 dmclrs_samplers.py, clrs's package `__init__` (which imports TensorFlow) is bypassed with stub modules; the model
 itself needs Haiku and Optax. nar never imports this file.
 """
@@ -107,8 +108,14 @@ def main() -> None:
         print(json.dumps(out))
         return
     results = []
+    timeout = float(sys.argv[2]) if len(sys.argv) > 2 else None
     for row in json.loads(sys.argv[1]):
-        proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(row)], capture_output=True, text=True)
+        try:
+            proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(row)], capture_output=True,
+                                  text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            results.append({**row, "error": f"did not finish within {timeout:.0f} s", **_versions()})
+            continue
         try:
             out = json.loads(proc.stdout.strip().splitlines()[-1])
         except (IndexError, json.JSONDecodeError):

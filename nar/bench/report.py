@@ -59,12 +59,14 @@ def _read_json(path: Path):
 
 
 def load_cells(results: str | Path) -> list[dict]:
-    """Every accuracy result file under `results/<suite>/`, sorted by suite, algorithm, processor, seed."""
+    """Every accuracy result file under `results/<folder>/`, sorted by suite, algorithm, processor, seed. A cell's
+    suite is reported as its folder: the suite's name, or the folder `--results` chose for another budget
+    (`results/full_200`), so cells of different budgets are never pooled."""
     cells = []
     for path in sorted(Path(results).glob("*/*.json")):
         data = _read_json(path)
         if isinstance(data, dict) and data.get("format") == RESULT_FORMAT and "scores" in data:
-            cells.append(data)
+            cells.append({**data, "suite": path.parent.name})
     order = {a: i for i, a in enumerate(ALL_ALGORITHMS)}
     return sorted(cells, key=lambda c: (c["suite"], order.get(c["algorithm"], 99), c["processor"], c["seed"]))
 

@@ -67,10 +67,11 @@ def measure(algorithm: str, processor: str, n: int, steps: int = 5, timeout: flo
 
 
 def dmclrs_rows(python: str, rows: list[dict], timeout: float) -> list[dict]:
-    """dm-clrs's figures for the same (algorithm, processor, n, batch) work, timed in its own virtualenv."""
+    """dm-clrs's figures for the same (algorithm, processor, n, batch) work, timed in its own virtualenv; a row
+    past `timeout` seconds is recorded as an error row."""
     script = Path(__file__).with_name("dmclrs_model.py")
-    out = subprocess.run([python, str(script), json.dumps(rows)], capture_output=True, text=True, check=True,
-                         timeout=timeout).stdout
+    out = subprocess.run([python, str(script), json.dumps(rows), str(timeout)], capture_output=True, text=True,
+                         check=True).stdout
     return json.loads(out)
 
 
@@ -118,7 +119,7 @@ def main(argv=None) -> int:
         want = [{"algorithm": args.algorithm, "processor": p, "n": n, "batch_size": batch_for(n), "mode": mode}
                 for p in processors if p in DMCLRS_PROCESSORS for n in sizes if n <= DMCLRS_MAX_N
                 for mode in ("train", "eval")]
-        for ref in dmclrs_rows(args.dmclrs_python, want, timeout=3600):
+        for ref in dmclrs_rows(args.dmclrs_python, want, timeout=args.timeout):
             path = out / f"{ref['algorithm']}_{ref['processor']}_n{ref['n']}.json"
             row = json.loads(path.read_text())
             key = "train_steps_per_s" if ref["mode"] == "train" else "eval_graphs_per_s"
