@@ -1,7 +1,7 @@
 """Times dm-clrs's BaselineModel; run ONLY with the python of a throwaway virtualenv that has dm-clrs installed.
 
-`python dmclrs_model.py ROWS_JSON [TIMEOUT_S]`, ROWS_JSON a list like [{"algorithm": "bfs", "processor": "mpnn", "n": 16,
-"batch_size": 32, "mode": "train"}], prints the rows back as JSON with steps_per_s (mode "train": model.feedback)
+`python dmclrs_model.py ROWS_JSON [TIMEOUT_S]`, ROWS_JSON a list like [{"algorithm": "bfs", "processor": "mpnn",
+"n": 16, "batch_size": 32, "mode": "train"}], prints the rows back as JSON with steps_per_s (mode "train": model.feedback)
 or graphs_per_s (mode "eval": model.predict), compile_s (the first call), peak_rss_bytes and the versions, so nar
 can show dm-clrs's figures beside its own. The model is built as dm-clrs's examples/run.py builds it by default
 (hidden 128, hints encoded and decoded, soft repred, layer norm, 8 triplet features, lr 1e-3, grad clip 1.0) on one
