@@ -1,15 +1,14 @@
 """Times dm-clrs's BaselineModel; run ONLY with the python of a throwaway virtualenv that has dm-clrs installed.
 
 `python dmclrs_model.py ROWS_JSON [TIMEOUT_S]`, ROWS_JSON a list like [{"algorithm": "bfs", "processor": "mpnn",
-"n": 16, "batch_size": 32, "mode": "train"}], prints the rows back as JSON with steps_per_s (mode "train": model.feedback)
-or graphs_per_s (mode "eval": model.predict), compile_s (the first call), peak_rss_bytes and the versions, so nar
-can show dm-clrs's figures beside its own. The model is built as dm-clrs's examples/run.py builds it by default
-(hidden 128, hints encoded and decoded, soft repred, layer norm, 8 triplet features, lr 1e-3, grad clip 1.0) on one
-batch of `batch_size` trajectories from clrs's default sampler of size n. Each row runs in its own child process,
-so peak RSS is per row and a row that fails (raises, is killed for memory, or runs past TIMEOUT_S seconds) only
-gets {"error": ...}. As in
-dmclrs_samplers.py, clrs's package `__init__` (which imports TensorFlow) is bypassed with stub modules; the model
-itself needs Haiku and Optax. nar never imports this file.
+"n": 16, "batch_size": 32, "mode": "train"}], prints the rows back as JSON with steps_per_s (mode "train":
+model.feedback) or graphs_per_s (mode "eval": model.predict), compile_s (the first call), peak_rss_bytes and the
+versions, so nar can show dm-clrs's figures beside its own. The model is built as dm-clrs's examples/run.py builds
+it by default (hidden 128, hints encoded and decoded, soft repred, layer norm, 8 triplet features, lr 1e-3, grad
+clip 1.0) on one batch of `batch_size` trajectories from clrs's default sampler of size n. Each row runs in its
+own child process, so peak RSS is per row and a row that fails (raises, is killed for memory, or runs past
+TIMEOUT_S seconds) only gets {"error": ...}. As in dmclrs_samplers.py, clrs's package `__init__` (which imports
+TensorFlow) is bypassed with stub modules; the model itself needs Haiku and Optax. nar never imports this file.
 """
 
 import json
