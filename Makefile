@@ -19,7 +19,7 @@ demo: install
 	$(PY) -m nar.demo
 
 test: install
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=12
 
 # Data-generation throughput vs dm-clrs's samplers (JSON to results/, table on stdout).
 bench-data: install

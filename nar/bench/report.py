@@ -349,7 +349,8 @@ def plot_speed(rows: list[dict], path: Path) -> Path | None:
                             label=p if len(algorithms) == 1 else f"{p} ({algorithm})")
     for r in rows:
         for ax, key in ((tr, "train_steps_per_s"), (ev, "eval_graphs_per_s")):
-            if key in (r.get("dm_clrs") or {}):
+            # a figure, not the reason a dm-clrs row failed ("did not finish within 150 s": in the table only)
+            if isinstance((r.get("dm_clrs") or {}).get(key), (int, float)):
                 ax.plot(r["num_nodes"], r["dm_clrs"][key], marker="X", ms=10, mec="k", mew=1.2,
                         color=colours[r["processor"]], linestyle="none", label=f"dm-clrs {r['processor']} (same work)")
     for ax, what in ((tr, "train steps/s (batch as in the table)"), (ev, "eval graphs/s")):
