@@ -126,13 +126,15 @@ def stable_scores(result: dict) -> dict:
     return {n: {k: v for k, v in r.items() if k not in VOLATILE_SCORE_KEYS} for n, r in result["scores"].items()}
 
 
-def assert_same_outcome(a: dict, b: dict):
+def assert_same_outcome(a: dict, b: dict, loss_rtol: float = 0.0):
     """Two results of one cell agree on everything the training and test determine (bitwise: floats compared
-    with ==)."""
+    with ==; the loss curve within `loss_rtol`, for runs on different core counts)."""
     assert stable_scores(a) == stable_scores(b)
     for key in ("best_step", "best_val_score", "steps"):
         assert a["training"][key] == b["training"][key], key
-    assert a["training"]["curve"]["loss"] == b["training"]["curve"]["loss"]
+    loss_a, loss_b = a["training"]["curve"]["loss"], b["training"]["curve"]["loss"]
+    assert [s for s, _ in loss_a] == [s for s, _ in loss_b]
+    assert [v for _, v in loss_a] == pytest.approx([v for _, v in loss_b], rel=loss_rtol, abs=0)
     assert a["training"]["curve"]["val_score"] == b["training"]["curve"]["val_score"]
     assert a["data"] == b["data"]
     assert a["config"] == b["config"]
@@ -426,7 +428,9 @@ def test_jobs_run_cells_in_worker_processes(finished, tmp_path):
         result = json.loads((tmp_path / "results" / f"{cell}.json").read_text())
         assert result["command"] == "pytest jobs"
         assert result["training"]["resumed_from"] == 0
-        assert_same_outcome(result, finished.results[cell])
+        # A worker is pinned to its share of the cores, and XLA's CPU reductions may split work by thread count:
+        # the losses may differ in the last float bits (seen once under heavy load), nothing more.
+        assert_same_outcome(result, finished.results[cell], loss_rtol=1e-5)
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == sorted(f"{c}.json" for c in cells)
 
 
