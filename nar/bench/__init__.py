@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import subprocess
 from pathlib import Path
+
+
+def peak_rss_bytes() -> int:
+    """This process's resident-memory high-water mark (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def git_commit() -> str | None:

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from flax import nnx
 
 import nar
 from nar.algorithms import get_algorithm
-from nar.bench import environment
+from nar.bench import environment, peak_rss_bytes
 from nar.config import from_dict
 from nar.data import generate
 from nar.evaluate import Evaluator, batches, hint_probe_count
@@ -45,10 +44,6 @@ DEFAULT = {"devices": (1, 2, 4), "algorithms": ("bfs", "bellman_ford"), "sizes":
 QUICK = {"devices": (1, 2), "algorithms": ("bfs", "bellman_ford"), "sizes": (64, 512), "hidden": 16,
          "degree": 5.0, "graphs": 2, "train_steps": 4, "device_eval_n": 32, "device_eval_graphs": 8}
 _COUNT_FLAG = "--xla_force_host_platform_device_count"
-
-
-def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
 def _device_memory() -> dict | None:
@@ -87,13 +82,13 @@ def point_devices(p: dict) -> dict:
     return {"device_count": jax.device_count(), "platform": jax.devices()[0].platform,
             "train_steps_per_s": statistics.median(rates) if rates else None, "train_rates": rates,
             "eval_graphs_per_s": len(tb) / statistics.median(seconds), "eval_seconds": seconds,
-            "eval_graphs": len(tb), "eval_num_nodes": p["device_eval_n"], "peak_rss_bytes": _peak_rss()}
+            "eval_graphs": len(tb), "eval_num_nodes": p["device_eval_n"], "peak_rss_bytes": peak_rss_bytes()}
 
 
 def point_size(p: dict) -> dict:
     """Evaluation of a fresh model on `graphs` sparse ER graphs of `n` nodes: time and memory."""
     config, model, params = _model(p["algorithm"], p["processor"], p["hidden"])
-    rss_base = _peak_rss()
+    rss_base = peak_rss_bytes()
     t0 = time.perf_counter()
     tb = generate(p["algorithm"], p["graphs"], p["n"], 0, graph="sparse_er", degree=p["degree"]).trajectories
     t1 = time.perf_counter()
@@ -120,7 +115,7 @@ def point_size(p: dict) -> dict:
             "batches": len(batch_list), "padded": {"nodes": pad.nodes, "edges": pad.edges, "steps": pad.steps},
             "data_s": t1 - t0, "layout_s": t2 - t1, "compile_s": t3 - t2, "first_eval_s": first,
             "eval_s": eval_s, "eval_repeats_s": seconds, "graphs_per_s": p["graphs"] / eval_s, "score": res["score"],
-            "peak_rss_bytes": _peak_rss(), "rss_before_data_bytes": rss_base, "device_memory": _device_memory(),
+            "peak_rss_bytes": peak_rss_bytes(), "rss_before_data_bytes": rss_base, "device_memory": _device_memory(),
             "xla": xla, "xla_total_bytes": sum(xla.values()), "estimate_bytes": est,
             "platform": jax.devices()[0].platform}
 

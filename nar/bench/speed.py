@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ from flax import nnx
 
 import nar
 from nar.algorithms import get_algorithm
-from nar.bench import environment
+from nar.bench import environment, peak_rss_bytes
 from nar.config import from_dict
 from nar.data import generate
 from nar.data.batch import make_batch
@@ -58,7 +57,7 @@ def _peak_bytes() -> int:
     stats = dev.memory_stats() if dev.platform != "cpu" else None
     if stats and "peak_bytes_in_use" in stats:
         return int(stats["peak_bytes_in_use"])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # whole process, Linux reports KiB
+    return peak_rss_bytes()  # the whole process
 
 
 def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidden: int, message_graph=None,
