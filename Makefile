@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench-data bench-quick bench-full bench-speed bench-scale report clean
+.PHONY: install demo test lint bench-data bench-quick bench-full bench-speed bench-scale report clean
 
 install: $(STAMP)
 
@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml
 demo: install
 	$(PY) -m nar.demo
 
-test: install
+test: install lint
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=12
+
+# Style: pyflakes, pycodestyle and import order ([tool.ruff] in pyproject.toml).
+lint: install
+	$(PY) -m ruff check nar tests data_gen
 
 # Data-generation throughput vs dm-clrs's samplers (JSON to results/, table on stdout).
 bench-data: install

@@ -1,9 +1,11 @@
 """The `nar` command: a thin shell over the Python API.
 
     nar generate SUITE ...                     write a dataset suite (same as `python -m data_gen`)
-    nar train --algorithm A --processor P ...  train a model into a run directory (resumable; --cpu-devices,
-                                               --num-processes/--process-id/--coordinator: data parallel)
+    nar train --algorithm A --processor P ...  train a model into a run directory (resumable)
     nar eval DIR [--sizes 16,64,256] ...       out-of-distribution table of a trained run
+
+Both `train` and `eval` run data parallel over every device they see, and take --cpu-devices (simulated CPU
+devices) and --num-processes/--process-id/--coordinator (a multi-process run; process 0 writes and prints).
     nar bench run SUITE ...                    accuracy benchmark cells (configs/bench/*.toml), resumable
     nar bench speed ...                        train/eval speed, compile time, memory and FLOPs
     nar bench suite-speed ...                  `make bench-speed`: every processor at n = 16 ... 1,024
@@ -13,7 +15,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -30,6 +34,24 @@ def _sizes(text: str) -> list[int]:
     if not sizes or min(sizes) < 2:
         raise argparse.ArgumentTypeError(f"sizes must be integers >= 2, got {text!r}")
     return sizes
+
+
+@contextlib.contextmanager
+def _native_stdout_to_stderr():
+    """Native code's prints (Gloo's lines as the processes of a multi-process run connect) go to stderr, so stdout
+    holds only nar's own output and `--json` stays parseable: file descriptor 1 becomes stderr while `sys.stdout`
+    keeps writing to the real stdout."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    real, sys.stdout = sys.stdout, open(saved, "w", closefd=False)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stdout = real
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _train(args) -> int:
@@ -57,6 +79,7 @@ def _eval(args) -> int:
     import dataclasses
 
     from nar.config import from_dict
+    from nar.distributed import is_main_process
     from nar.evaluate import evaluate_sizes, format_table
     from nar.train import load_run
 
@@ -66,7 +89,8 @@ def _eval(args) -> int:
     if args.gate is not None:
         overrides["eval"]["closed_gate"] = args.gate == "closed"
     cfg = from_dict(overrides, config).eval
-    log = None if args.json else (lambda m: print(m, file=sys.stderr))
+    main_process = is_main_process()  # every process evaluates its share; process 0 alone prints
+    log = None if args.json or not main_process else (lambda m: print(m, file=sys.stderr))
     if args.data:
         from nar.evaluate import evaluate_dataset
 
@@ -75,6 +99,8 @@ def _eval(args) -> int:
             results.update(evaluate_dataset(model, params, path, cfg))
     else:
         results = evaluate_sizes(model, params, cfg, log=log)
+    if not main_process:
+        return 0
     if args.table:
         if not hasattr(model, "describe"):
             raise ValueError(f"--table needs a GraphFSA run; {args.run} uses {config.model.processor}")
@@ -98,18 +124,24 @@ def _eval(args) -> int:
 
 
 def _device_flags(p: argparse.ArgumentParser) -> None:
+    """Data parallelism: simulated CPU devices and joining a multi-process run (`nar.distributed`)."""
     p.add_argument("--cpu-devices", dest="cpu_devices", type=int,
                    help="simulate N CPU devices (data parallelism on CPU; set before JAX starts)")
+    p.add_argument("--num-processes", dest="num_processes", type=int,
+                   help="processes of a multi-process run (default: JAX_NUM_PROCESSES, else 1)")
+    p.add_argument("--process-id", dest="process_id", type=int, help="this process's id, 0..P-1 (JAX_PROCESS_ID)")
+    p.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="process 0's address (JAX_COORDINATOR_ADDRESS); 'auto' on clusters JAX detects (SLURM, TPU)")
 
 
-def _start_devices(args) -> None:
-    """Device setup that must precede JAX's backend: simulated CPU devices, then joining a multi-process run."""
+def _start_devices(args) -> bool:
+    """Device setup that must precede JAX's backend: simulated CPU devices, then joining a multi-process run
+    (True when this is one)."""
     from nar import distributed
 
     if args.cpu_devices is not None:
         distributed.set_cpu_devices(args.cpu_devices)
-    if args.command == "train":
-        distributed.initialize(args.num_processes, args.process_id, args.coordinator)
+    return distributed.initialize(args.num_processes, args.process_id, args.coordinator)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -128,11 +160,6 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _device_flags(t)
-    t.add_argument("--num-processes", dest="num_processes", type=int,
-                   help="processes of a multi-process run (default: JAX_NUM_PROCESSES, else 1)")
-    t.add_argument("--process-id", dest="process_id", type=int, help="this process's id, 0..P-1 (JAX_PROCESS_ID)")
-    t.add_argument("--coordinator", metavar="HOST:PORT",
-                   help="process 0's address (JAX_COORDINATOR_ADDRESS); 'auto' on clusters JAX detects (SLURM, TPU)")
     t.set_defaults(func=_train)
     e = sub.add_parser("eval", help="evaluate a trained run at several graph sizes")
     e.add_argument("run", help="run directory written by `nar train`")
@@ -171,8 +198,8 @@ def main(argv=None) -> int:
         return importlib.import_module(BENCHES[argv[1]]).main(argv[2:])
     args = _parser().parse_args(argv)
     try:
-        _start_devices(args)
-        return args.func(args)
+        with _native_stdout_to_stderr() if _start_devices(args) else contextlib.nullcontext():
+            return args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError, MemoryError) as e:  # incl. CorruptDatasetError
         print(f"nar {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -142,8 +142,10 @@ def replicate(mesh: Mesh, tree):
     def place(x):
         if isinstance(x, jax.Array) and x.sharding == sharding:
             return x
-        if isinstance(x, jax.Array) and x.is_fully_addressable:
+        if isinstance(x, jax.Array) and (sharding.is_fully_addressable or not x.is_fully_addressable):
             return jax.device_put(x, sharding)  # exactly this sharding, so jitted steps see one input layout
+        # A local value (loaded parameters) for devices of several processes: from the host, which holds the same
+        # value in every process (a device_put would be a cross-host transfer, which CPU backends refuse).
         host = np.asarray(x)
         return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
 

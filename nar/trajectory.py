@@ -179,7 +179,10 @@ class TrajectoryBatch:
         if len(algos) != 1:
             raise ValueError(f"cannot concatenate batches of different algorithms: {sorted(algos)}")
         first = batches[0]
-        cat = lambda get: np.concatenate([get(b) for b in batches])
+
+        def cat(get):
+            return np.concatenate([get(b) for b in batches])
+
         return TrajectoryBatch(
             first.algorithm,
             cat(lambda b: b.n_node),

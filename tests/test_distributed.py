@@ -40,9 +40,9 @@ def _train_cmd(out: Path, steps: int, *extra: str) -> list[str]:
             str(steps), "--out", str(out), "--quiet", *sets, *extra]
 
 
-def _eval_cmd(run: Path, devices: int) -> list[str]:
+def _eval_cmd(run: Path, devices: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "nar.cli", "eval", str(run), "--sizes", "5", "--samples", "7", "--json",
-            "--cpu-devices", str(devices)]
+            "--cpu-devices", str(devices), *extra]
 
 
 def _run_all(cmds: list[list[str]], env: dict) -> list[str]:
@@ -77,11 +77,16 @@ def runs(tmp_path_factory):
                              "--coordinator", f"127.0.0.1:{port}") for i in range(2)]
     _run_all([_train_cmd(one, STEPS, "--cpu-devices", "1"), _train_cmd(four, SPLIT, "--cpu-devices", "4"),
               *multi_cmds], env)
-    resumed, eval_1, eval_3 = _run_all([_train_cmd(multi, STEPS, "--resume", "--cpu-devices", "1"),
-                                        _eval_cmd(one, 1), _eval_cmd(one, 3)], env)
+    port = _free_port()
+    multi_eval = [_eval_cmd(one, 2, "--num-processes", "2", "--process-id", str(i), "--coordinator",
+                            f"127.0.0.1:{port}") for i in range(2)]
+    resumed, eval_1, eval_3, eval_p0, eval_p1 = _run_all(
+        [_train_cmd(multi, STEPS, "--resume", "--cpu-devices", "1"), _eval_cmd(one, 1), _eval_cmd(one, 3),
+         *multi_eval], env)
+    assert eval_p1 == ""  # process 0 alone prints
     summaries = {name: json.loads((tmp / name / "summary.json").read_text()) for name in ("one", "four")}
     return {"one": one, "four": four, "multi": multi, "summaries": summaries, "resumed": json.loads(resumed),
-            "eval": (json.loads(eval_1), json.loads(eval_3))}
+            "eval": (json.loads(eval_1), json.loads(eval_3), json.loads(eval_p0))}
 
 
 def test_four_devices_follow_the_one_device_loss_curve(runs):
@@ -115,13 +120,15 @@ def test_one_compile_per_padded_shape_on_four_devices(runs):
 
 
 def test_sharded_evaluation_equals_one_device(runs):
-    """7 test graphs in batches of 2 on 3 devices: two rounds, the last with two masked groups."""
-    one, three = (r["results"]["5"] for r in runs["eval"])
-    assert one["graphs"] == three["graphs"] == 7 and one["data_hash"] == three["data_hash"]
+    """7 test graphs in batches of 2 on 3 devices (two rounds, the last with two masked groups), and on two
+    processes of 2 devices each (one round of 4 groups, the last masked): the one-device scores."""
+    one, *sharded = (r["results"]["5"] for r in runs["eval"])
     scored = [k for k in one if k == "score" or "/" in k]
     assert len(scored) > 2
-    for k in scored:
-        assert three[k] == pytest.approx(one[k], rel=1e-6), k
+    for other in sharded:
+        assert one["graphs"] == other["graphs"] == 7 and one["data_hash"] == other["data_hash"]
+        for k in scored:
+            assert other[k] == pytest.approx(one[k], rel=1e-6), k
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from abstract_params import random_params
 from flax import nnx
 
-from abstract_params import random_params
 from nar.cli import main
 from nar.config import Config, EvalConfig, TrainConfig, from_dict
 from nar.data import generate

@@ -5,10 +5,18 @@ import time
 import networkx as nx
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from nar.data.graphs import (GRAPH_FAMILIES, EdgeList, clrs_er_dense, clrs_stream_inputs, from_dense,
-                             sample_graph, to_dense)
+from nar.data.graphs import (
+    GRAPH_FAMILIES,
+    EdgeList,
+    clrs_er_dense,
+    clrs_stream_inputs,
+    from_dense,
+    sample_graph,
+    to_dense,
+)
 
 FAMILIES = sorted(GRAPH_FAMILIES)
 SELF_LOOP_FAMILIES = {"er"}

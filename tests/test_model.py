@@ -13,16 +13,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from abstract_params import random_params
 from flax import nnx
 
-from abstract_params import random_params
 from nar.data import clrs_train, generate
 from nar.data.batch import PadSizes, bucket, make_batch, message_graph_edges, output_probes, probes
 from nar.metrics import batch_counts, probe_counts, score
 from nar.model.losses import losses, probe_loss, total_loss
 from nar.model.net import HINT_MODES, Model, ModelConfig, Predictions, graph_of
-from nar.model.segment import (log_sinkhorn, segment_argmax, segment_log_softmax, segment_logsumexp, segment_max,
-                               segment_onehot_argmax, segment_softmax)
+from nar.model.segment import (
+    log_sinkhorn,
+    segment_argmax,
+    segment_log_softmax,
+    segment_logsumexp,
+    segment_max,
+    segment_onehot_argmax,
+    segment_softmax,
+)
 from nar.processors import PROCESSORS
 from nar.processors.base import Graph
 from nar.processors.mpnn import MPNN

@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from abstract_params import random_params
 from flax import nnx
 
-from abstract_params import random_params
 import nar.data.batch as batch_module
 from nar.config import from_dict
 from nar.data import generate

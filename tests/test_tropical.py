@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from abstract_params import random_params
 from flax import nnx
 
-from abstract_params import random_params
 from nar.data import generate
 from nar.data.batch import make_batch
 from nar.model.losses import total_loss
@@ -21,8 +21,16 @@ from nar.model.net import Model, ModelConfig
 from nar.model.segment import segment_max_pick
 from nar.processors import PROCESSORS, get_processor
 from nar.processors.base import Graph
-from nar.processors.tropical import (LOG_FLOOR, MAX_EXPONENT, Tropical, devaluation, hilbert_distance,
-                                     maxplus_matmul, tropical_attention, valuation)
+from nar.processors.tropical import (
+    LOG_FLOOR,
+    MAX_EXPONENT,
+    Tropical,
+    devaluation,
+    hilbert_distance,
+    maxplus_matmul,
+    tropical_attention,
+    valuation,
+)
 
 
 def fast_jit(f, **kwargs):

@@ -17,9 +17,11 @@ def peak_rss_bytes() -> int:
 
 def git_commit() -> str | None:
     """The commit measured (with '+dirty' when the tree has uncommitted changes), or None outside git."""
+    def run(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+
     try:
-        run = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True, check=True,
-                                        cwd=Path(__file__).parent).stdout.strip()
         return run("rev-parse", "HEAD") + ("+dirty" if run("status", "--porcelain") else "")
     except (OSError, subprocess.CalledProcessError):
         return None

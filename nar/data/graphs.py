@@ -195,8 +195,8 @@ def erdos_renyi_batch(rng: np.random.Generator, sizes: np.ndarray, p: np.ndarray
         parts.append((snd, rcv, wts))
     gid = np.concatenate(graph_ids)
     order = np.argsort(gid, kind="stable")  # each group's edges are already sorted within a graph
-    cat = lambda j: np.concatenate([part[j] for part in parts])[order]
-    return np.bincount(gid, minlength=sizes.size), cat(0), cat(1), cat(2)
+    snd, rcv, wts = (np.concatenate([part[j] for part in parts])[order] for j in range(3))
+    return np.bincount(gid, minlength=sizes.size), snd, rcv, wts
 
 
 def sparse_erdos_renyi(rng: np.random.Generator, n: int, *, degree: float = 5.0, directed: bool = False,
