@@ -335,10 +335,12 @@ def test_a_suite_run_into_another_folder_is_reported_apart(tmp_path):
     assert 7 not in agg["full"][("bfs", "mpnn")]["seeds"]
 
 
-@pytest.mark.parametrize("suites, want", [(["quick", "full"], "full"), (["full", "quick"], "full"),
-                                          (["quick"], "quick"), (["zeta", "alpha"], "alpha"), ([], None)])
-def test_headline_suite_prefers_full(suites, want):
-    assert report.headline_suite({s: {} for s in suites}) == want
+@pytest.mark.parametrize("suites, want", [
+    (["quick", "full"], ["full", "quick"]), (["full", "full_200", "quick"], ["full", "quick"]),
+    (["quick", "full_200", "full_1000", "full_x"], ["full_1000", "quick"]), (["full_200"], ["full_200"]),
+    (["quick"], ["quick"]), (["zeta", "alpha"], ["alpha"]), ([], [])])
+def test_readme_shows_the_protocol_suite_then_quick(suites, want):
+    assert report.headline_suites({s: {} for s in suites}) == want
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -419,10 +421,12 @@ def test_readme_section_replaced_and_rest_kept(full):
     assert text.count(report.README_BEGIN) == 1 and text.count(report.README_END) == 1
     inner = text[len(README_HEAD) + len(report.README_BEGIN):-len(report.README_END + README_TAIL)]
     assert "STALE" not in inner
-    assert "Suite `full`" in inner and "(docs/plots/full_sizes.png)" in inner
-    rows = table(inner, SCORE_HEAD)  # the headline (full) table, not the quick one
-    assert ours(rows, "bfs", "mpnn")["n=64"] == "97.00 ± 0.50"
-    assert "88.00" not in inner
+    # The headline (full) table and its plot first, then the quick table (every algorithm x processor).
+    assert inner.count("Suite `") == 2 and inner.count("![") == 1
+    headline, quick = inner.split("Suite `quick`")
+    assert "Suite `full`" in headline and "(docs/plots/full_sizes.png)" in headline
+    assert ours(table(headline, SCORE_HEAD), "bfs", "mpnn")["n=64"] == "97.00 ± 0.50"
+    assert ours(table(quick, SCORE_HEAD), "bfs", "mpnn")["n=64"] == "88.00 ± 1.73"
     assert full.readme in full.written
 
 
@@ -432,7 +436,7 @@ def test_readme_without_markers_raises(tmp_path):
         readme = tmp_path / "README.md"
         readme.write_text(text)
         with pytest.raises(ValueError, match="markers"):
-            report.update_readme(readme, agg, [], "quick", "make report")
+            report.update_readme(readme, [("quick", agg, [])], "make report")
         assert readme.read_text() == text  # left as it was
 
 
@@ -447,9 +451,10 @@ def test_report_is_deterministic(full, tmp_path):
     assert readme.read_bytes() == full.readme.read_bytes()
     # a second run over its own output changes nothing either
     before = full.readme.read_bytes()
-    report.update_readme(full.readme, report.aggregate(report.load_cells(full.results))["full"],
-                         [c for c in report.load_cells(full.results) if c["suite"] == "full"], "full",
-                         "make report")
+    cells = report.load_cells(full.results)
+    agg = report.aggregate(cells)
+    report.update_readme(full.readme, [(s, agg[s], [c for c in cells if c["suite"] == s])
+                                       for s in report.headline_suites(agg)], "make report")
     assert full.readme.read_bytes() == before
 
 
@@ -534,6 +539,6 @@ def test_readme_crlf_kept(tmp_path):
     cells = report.load_cells(tmp_path / "results")
     readme = tmp_path / "README.md"
     readme.write_bytes(README.replace("\n", "\r\n").encode())
-    report.update_readme(readme, report.aggregate(cells)["quick"], cells, "quick", "make report")
+    report.update_readme(readme, [("quick", report.aggregate(cells)["quick"], cells)], "make report")
     assert readme.read_bytes().startswith(README_HEAD.replace("\n", "\r\n").encode())
     assert readme.read_bytes().endswith(README_TAIL.replace("\n", "\r\n").encode())

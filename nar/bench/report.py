@@ -368,12 +368,13 @@ def plot_speed(rows: list[dict], path: Path) -> Path | None:
 # The report
 
 
-def headline_suite(agg: dict) -> str | None:
-    """The suite the README shows: the full CLRS protocol where it exists, else the quick one."""
-    for suite in ("full", "quick"):
-        if suite in agg:
-            return suite
-    return next(iter(sorted(agg)), None)
+def headline_suites(agg: dict) -> list[str]:
+    """The suites the README shows, headline first: the CLRS protocol (`full`, else the `full_<steps>` run on the
+    largest reduced budget), then `quick` (every algorithm x processor); another suite only when neither exists."""
+    reduced = sorted((s for s in agg if s.startswith("full_") and s[5:].isdigit()), key=lambda s: int(s[5:]))
+    protocol = ["full"] if "full" in agg else reduced[-1:]
+    shown = protocol + (["quick"] if "quick" in agg else [])
+    return shown or sorted(agg)[:1]
 
 
 def write_report(results: str | Path = "results", docs: str | Path = "docs", readme: str | Path | None = None,
@@ -428,11 +429,10 @@ def write_report(results: str | Path = "results", docs: str | Path = "docs", rea
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(md))
     written.insert(0, out)
-    if readme is not None:
-        suite = headline_suite(agg)
-        if suite is not None:
-            update_readme(Path(readme), agg[suite], [c for c in cells if c["suite"] == suite], suite, command)
-            written.append(Path(readme))
+    if readme is not None and agg:
+        update_readme(Path(readme), [(suite, agg[suite], [c for c in cells if c["suite"] == suite])
+                                     for suite in headline_suites(agg)], command)
+        written.append(Path(readme))
     return written
 
 
@@ -453,16 +453,23 @@ def data_table(data: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, agg: dict, cells: list[dict], suite: str, command: str) -> None:
-    """Replace the README's results section (between the markers) with the headline table and plot."""
+def update_readme(readme: Path, suites: list[tuple[str, dict, list[dict]]], command: str) -> None:
+    """Replace the README's results section (between the markers) with a table per (suite, aggregate, cells), in
+    that order, and the first suite's score-vs-size plot."""
     text = readme.read_bytes().decode("utf-8")  # bytes: the rest of the file is kept exactly, line endings too
     if README_BEGIN not in text or README_END not in text.split(README_BEGIN, 1)[1]:
         raise ValueError(f"{readme} lacks the markers {README_BEGIN!r} ... {README_END!r} (in that order)")
-    section = "\n".join([README_BEGIN, "", f"Suite `{suite}` ({_describe(cells)}); regenerate with `{command}`. "
-                         "Full tables, per-output detail, training curves and speed: [docs/results.md]"
-                         "(docs/results.md).", "", score_table(agg), "",
-                         f"![OOD score vs graph size](docs/plots/{suite}_sizes.png)", "", README_END])
+    lines = [README_BEGIN, ""]
+    for i, (suite, agg, cells) in enumerate(suites):
+        intro = f"Suite `{suite}` ({_describe(cells)})"
+        if i == 0:
+            intro += (f"; regenerate with `{command}`. Full tables, per-output detail, training curves and speed: "
+                      "[docs/results.md](docs/results.md)")
+        lines += [intro + ".", "", score_table(agg), ""]
+        if i == 0:
+            lines += [f"![OOD score vs graph size](docs/plots/{suite}_sizes.png)", ""]
     head, rest = text.split(README_BEGIN, 1)
+    section = "\n".join(lines + [README_END])
     readme.write_bytes((head + section + rest.split(README_END, 1)[1]).encode("utf-8"))
 
 
