@@ -455,3 +455,18 @@ def test_speed_row_that_does_not_finish_is_skipped():
         assert row[f"{mode}_skipped"].startswith("did not finish within"), row
         assert mode not in row
     assert row["peak_memory_bytes"] == 0
+
+
+def test_suite_speed_measures_the_machine_once(tmp_path):
+    """suite-speed writes the machine's matmul rate beside the rows (not read as a row) and keeps it on a rerun."""
+    from nar.bench import report
+
+    out = tmp_path / "results" / report.SPEED_DIR
+    argv = ["--processors", "pgn", "--sizes", "16", "--timeout", "0.01", "--out", str(out)]
+    assert speed_suite.main(argv) == 0
+    machine = report.load_machine(tmp_path / "results")
+    assert machine["matmul_gflops_per_s"] > 0 and machine["command"].startswith("nar bench suite-speed")
+    assert [r["processor"] for r in report.load_speed(tmp_path / "results")] == ["pgn"]
+    before = (out / report.MACHINE_FILE).read_bytes()
+    assert speed_suite.main(argv) == 0
+    assert (out / report.MACHINE_FILE).read_bytes() == before

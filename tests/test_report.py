@@ -25,8 +25,8 @@ SKIP_REASON = "n=1024 needs 41.2 GiB, this machine has 16.0 GiB"
 COLUMNS = ["n=16", "n=64", "n=256", "n=1,024"]
 SCORE_HEAD = ["algorithm", "processor", "source", "seeds", "steps", *COLUMNS]
 DETAIL_HEAD = ["algorithm", "processor", "n", "score", "per output", "per hint"]
-SPEED_HEAD = ["processor", "algorithm", "n", "graph", "batch", "train steps/s", "train GFLOP/step",
-              "train compile s", "eval graphs/s", "eval compile s", "peak memory MiB", "dm-clrs"]
+SPEED_HEAD = ["processor", "algorithm", "n", "graph", "batch", "train steps/s", "train GFLOP/step", "train GFLOP/s",
+              "train compile s", "eval graphs/s", "eval GFLOP/s", "eval compile s", "peak memory MiB", "dm-clrs"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # The fixture: {suite: {(algorithm, processor): {seed: {n: score (fraction) or SKIP}}}}.
@@ -97,8 +97,8 @@ def write_suite(results: Path, suite: str, table: dict) -> int:
 SPEED_ROWS = {
     "bfs_mpnn_n64": {
         "algorithm": "bfs", "processor": "mpnn", "num_nodes": 64, "batch_size": 32, "graph": "er",
-        "train": {"steps_per_s": 12.346, "flops_per_step": 3.2e9, "compile_s": 4.56},
-        "eval": {"graphs_per_s": 789.04, "compile_s": 2.34},
+        "train": {"steps_per_s": 12.346, "flops_per_step": 3.2e9, "compile_s": 4.56, "gflops_per_s": 39.5072},
+        "eval": {"graphs_per_s": 789.04, "compile_s": 2.34, "gflops_per_s": 80.0},
         "message_graph": "dense", "padded": 64, "edges_per_graph": 1024, "hint_steps_max": 7,
         "environment": {"device": {"platform": "cpu", "kind": "cpu", "count": 1},
                         "versions": {"jax": "0.4.35"}, "commit": "fedcba9876543210fedcba98"},
@@ -110,7 +110,7 @@ SPEED_ROWS = {
     "bfs_pgn_n1024": {
         "algorithm": "bfs", "processor": "pgn", "num_nodes": 1024, "batch_size": 2, "graph": "sparse_er",
         "train_skipped": "did not finish within 300 s",
-        "eval": {"graphs_per_s": 5.5, "compile_s": 1.04},
+        "eval": {"graphs_per_s": 5.5, "compile_s": 1.04, "gflops_per_s": 1.2},
         "message_graph": "sparse", "padded": 1024, "edges_per_graph": 5120, "hint_steps_max": 12,
         "environment": {"device": {"platform": "cpu", "kind": "cpu", "count": 1},
                         "versions": {"jax": "0.4.35"}, "commit": "fedcba9876543210fedcba98"},
@@ -119,12 +119,14 @@ SPEED_ROWS = {
     },
 }
 # What the speed table must show for those rows, worked out by hand.
-SPEED_EXPECTED = {
-    "mpnn": ["mpnn", "bfs", "64", "er", "32", "12.35", "3.20", "4.6", "789.0", "2.3", "512",
-             "train steps/s 2.3; eval graphs/s did not finish within 150 s"],
-    "pgn": ["pgn", "bfs", "1,024", "sparse_er", "2", "skipped: did not finish within 300 s", "–", "–", "5.5",
-            "1.0", "1,024", ""],
+SPEED_EXPECTED = {  # GFLOP/s with its share of MACHINE's 160 GFLOP/s matmul rate
+    "mpnn": ["mpnn", "bfs", "64", "er", "32", "12.35", "3.20", "39.5 (25%)", "4.6", "789.0", "80.0 (50%)", "2.3",
+             "512", "train steps/s 2.3; eval graphs/s did not finish within 150 s"],
+    "pgn": ["pgn", "bfs", "1,024", "sparse_er", "2", "skipped: did not finish within 300 s", "–", "–", "–", "5.5",
+            "1.2 (1%)", "1.0", "1,024", ""],
 }
+MACHINE = {"matmul_gflops_per_s": 160.0, "matmul": "2,048 x 2,048 jnp.dot, best of 5", "date": "2026-12-01",
+           "environment": SPEED_ROWS["bfs_mpnn_n64"]["environment"], "command": "nar bench suite-speed"}
 
 BENCH_DATA = {
     "benchmark": "data generation, trajectories/s (sample + execute + pack)",
@@ -233,6 +235,7 @@ def full(tmp_path_factory):
     speed.mkdir(parents=True)
     for name, row in SPEED_ROWS.items():
         (speed / f"{name}.json").write_text(json.dumps(row, indent=1))
+    (speed / report.MACHINE_FILE).write_text(json.dumps(MACHINE))  # not a row
     (run.results / "bench_data.json").write_text(json.dumps(BENCH_DATA, indent=1))
     run.readme.write_text(README)
     return run.go()
@@ -388,6 +391,7 @@ def test_speed_table_and_plot(full):
     rows = table(text, SPEED_HEAD)
     assert [list(r.values()) for r in rows] == [SPEED_EXPECTED["mpnn"], SPEED_EXPECTED["pgn"]]
     assert "2 rows measured on cpu (cpu, 1 device(s)), jax 0.4.35, commit fedcba987654" in text
+    assert "matmul rate, the scale for the GFLOP/s columns (% of it in brackets): 160.0 GFLOP/s" in text
     assert "`nar bench suite-speed --processors mpnn,pgn`" in text
     assert "![speed](plots/speed.png)" in text
 
@@ -521,6 +525,7 @@ def test_fully_skipped_speed_row(tmp_path):
         "command": "nar bench suite-speed"}))
     report.write_report(tmp_path / "results", tmp_path / "docs")
     rows = table(section((tmp_path / "docs" / "results.md").read_text(), "## Speed"), SPEED_HEAD)
+    assert rows[0]["train GFLOP/s"] == "39.5"  # no machine.json: no share of the matmul rate
     assert rows[1]["train steps/s"] == "skipped: did not finish within 300 s"
     assert rows[1]["eval graphs/s"] == "skipped: out of memory"
 

@@ -21,6 +21,7 @@ from nar.bench.suite import ALL_ALGORITHMS, RESULT_FORMAT
 
 SIZES = (16, 64, 256, 1024)  # the table's columns; other sizes appear in the plots only
 SPEED_DIR = "bench_speed"
+MACHINE_FILE = "machine.json"  # the machine's matmul rate, the scale for the speed rows' GFLOP/s
 README_BEGIN, README_END = "<!-- results:begin (written by `make report`) -->", "<!-- results:end -->"
 
 # Published OOD micro-F1 (%) at n = 64: (mean, standard error or None, source). Ibarz et al. 2022, Table 2 holds
@@ -69,6 +70,12 @@ def load_cells(results: str | Path) -> list[dict]:
             cells.append({**data, "suite": path.parent.name})
     order = {a: i for i, a in enumerate(ALL_ALGORITHMS)}
     return sorted(cells, key=lambda c: (c["suite"], order.get(c["algorithm"], 99), c["processor"], c["seed"]))
+
+
+def load_machine(results: str | Path) -> dict | None:
+    """The machine's float32 matmul rate measured by `nar bench suite-speed` (`<speed dir>/machine.json`)."""
+    path = Path(results) / SPEED_DIR / MACHINE_FILE
+    return _read_json(path) if path.exists() else None
 
 
 def load_speed(results: str | Path) -> list[dict]:
@@ -171,13 +178,23 @@ def detail_table(agg: dict) -> str:
     return "\n".join(lines)
 
 
-def speed_table(rows: list[dict]) -> str:
-    lines = ["| processor | algorithm | n | graph | batch | train steps/s | train GFLOP/step | train compile s | "
-             "eval graphs/s | eval compile s | peak memory MiB | dm-clrs |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+def speed_table(rows: list[dict], matmul_gflops: float | None = None) -> str:
+    """One row per measurement; achieved GFLOP/s with, given the machine's matmul rate, its share of it."""
+    lines = ["| processor | algorithm | n | graph | batch | train steps/s | train GFLOP/step | train GFLOP/s | "
+             "train compile s | eval graphs/s | eval GFLOP/s | eval compile s | peak memory MiB | dm-clrs |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+
+    def cell(d, k, f):
+        return format(d[k], f) if k in d else "–"
+
+    def rate(d):
+        if "gflops_per_s" not in d:
+            return "–"
+        share = f" ({100 * d['gflops_per_s'] / matmul_gflops:.0f}%)" if matmul_gflops else ""
+        return f"{d['gflops_per_s']:.1f}{share}"
+
     for r in sorted(rows, key=lambda r: (r["processor"], r["algorithm"], r["num_nodes"])):
         t, e = r.get("train", {}), r.get("eval", {})
-        cell = lambda d, k, f: format(d[k], f) if k in d else "–"  # noqa: E731
         train = cell(t, "steps_per_s", ".2f") if t else f"skipped: {r.get('train_skipped', '')}"
         evals = cell(e, "graphs_per_s", ".1f") if e else f"skipped: {r.get('eval_skipped', '')}"
         ref = r.get("dm_clrs") or {}
@@ -185,8 +202,8 @@ def speed_table(rows: list[dict]) -> str:
                              if k != "version")
         gflop = format(t["flops_per_step"] / 1e9, ".2f") if "flops_per_step" in t else "–"
         lines.append(f"| {r['processor']} | {r['algorithm']} | {r['num_nodes']:,} | {r['graph']} | {r['batch_size']} | "
-                     f"{train} | {gflop} | {cell(t, 'compile_s', '.1f')} | {evals} | {cell(e, 'compile_s', '.1f')} | "
-                     f"{r['peak_memory_bytes'] / 2**20:,.0f} | {ref_text} |")
+                     f"{train} | {gflop} | {rate(t)} | {cell(t, 'compile_s', '.1f')} | {evals} | {rate(e)} | "
+                     f"{cell(e, 'compile_s', '.1f')} | {r['peak_memory_bytes'] / 2**20:,.0f} | {ref_text} |")
     return "\n".join(lines)
 
 
@@ -417,8 +434,14 @@ def write_report(results: str | Path = "results", docs: str | Path = "docs", rea
         envs = sorted({f"{e['device']['platform']} ({e['device']['kind']}, {e['device']['count']} device(s)), "
                        f"jax {e['versions']['jax']}, commit {(e.get('commit') or 'unknown')[:12]}"
                        for e in (r["environment"] for r in speed if "environment" in r)})
+        machine = load_machine(results)
+        scale = [] if machine is None else [
+            f"The machine's float32 matmul rate, the scale for the GFLOP/s columns (% of it in brackets): "
+            f"{machine['matmul_gflops_per_s']:.1f} GFLOP/s ({machine['matmul']}), measured {machine['date']} with "
+            f"`{machine['command']}`.", ""]
         md += [f"{len(speed)} rows measured on {'; '.join(envs)}; command(s): "
-               + "; ".join(f"`{c}`" for c in sorted({r['command'] for r in speed})), "", speed_table(speed), "",
+               + "; ".join(f"`{c}`" for c in sorted({r['command'] for r in speed})), "", *scale,
+               speed_table(speed, machine and machine["matmul_gflops_per_s"]), "",
                f"![speed](plots/{speed_png.name})", ""]
     else:
         md += ["No speed results yet: run `make bench-speed`.", ""]

@@ -4,7 +4,8 @@ One row per (algorithm, processor, n) in `<out>/<algorithm>_<processor>_n<N>.jso
 FLOPs, compile seconds and peak memory from `nar bench speed`, each mode in a process of its own (clean peak memory,
 and a time limit: a row that does not fit or does not finish is recorded as skipped, with the reason). CLRS's ER
 graphs up to n = 64, sparse ER (degree 5) beyond, where a complete-graph processor pays for n² pairs. Rows already
-on disk are kept (rerun with `--force`). With `--dmclrs-python`, dm-clrs's model is timed on the same work in that
+on disk are kept (rerun with `--force`). The machine's float32 matmul rate, the scale for the rows' GFLOP/s, is
+measured first into `<out>/machine.json`. With `--dmclrs-python`, dm-clrs's model is timed on the same work in that
 throwaway virtualenv (`nar/bench/dmclrs_model.py`) and its figures stored beside nar's. Data-generation throughput
 is `nar.bench.data`'s (`make bench-speed` runs both).
 """
@@ -12,12 +13,14 @@ is `nar.bench.data`'s (`make bench-speed` runs both).
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 from nar.bench import environment
+from nar.bench.report import MACHINE_FILE
 from nar.processors import PROCESSORS
 
 SIZES = (16, 64, 256, 1024)
@@ -66,6 +69,15 @@ def measure(algorithm: str, processor: str, n: int, steps: int = 5, timeout: flo
     return row
 
 
+def measure_machine(command: str) -> dict:
+    """The machine's float32 matmul rate (the scale for every row's GFLOP/s), in a child process like the rows."""
+    code = "import json; from nar.bench.speed import matmul_gflops; print(json.dumps(matmul_gflops()))"
+    rate = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                     check=True).stdout)
+    return {"matmul_gflops_per_s": rate, "matmul": "2,048 x 2,048 jnp.dot, best of 5", "environment": environment(),
+            "date": datetime.date.today().isoformat(), "command": command}
+
+
 def dmclrs_rows(python: str, rows: list[dict], timeout: float) -> list[dict]:
     """dm-clrs's figures for the same (algorithm, processor, n, batch) work, timed in its own virtualenv; a row
     past `timeout` seconds is recorded as an error row."""
@@ -100,6 +112,10 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = "nar bench suite-speed " + " ".join(sys.argv[3:] if argv is None else argv)
+    machine = out / MACHINE_FILE
+    if args.force or not machine.exists():  # measured first, while no row is running
+        machine.write_text(json.dumps(measure_machine(command), indent=1))
+        print(f"{machine}: float32 matmul {json.loads(machine.read_text())['matmul_gflops_per_s']:.1f} GFLOP/s")
     for n in sizes:  # size-major: every processor gets the small sizes before any gets the slow large ones
         for processor in processors:
             path = out / f"{args.algorithm}_{processor}_n{n}.json"
