@@ -15,6 +15,18 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def peak_memory_bytes() -> int:
+    """Peak memory of a measurement: the device allocator's peak on an accelerator, else (the CPU backend keeps no
+    statistics) this process's peak resident memory, JAX itself included."""
+    import jax
+
+    dev = jax.devices()[0]
+    stats = dev.memory_stats() if dev.platform != "cpu" else None
+    if stats and "peak_bytes_in_use" in stats:
+        return int(stats["peak_bytes_in_use"])
+    return peak_rss_bytes()
+
+
 def git_commit() -> str | None:
     """The commit measured (with '+dirty' when the tree has uncommitted changes), or None outside git."""
     def run(*args):

@@ -20,7 +20,7 @@ from flax import nnx
 
 import nar
 from nar.algorithms import get_algorithm
-from nar.bench import environment, peak_rss_bytes
+from nar.bench import environment, peak_memory_bytes
 from nar.config import from_dict
 from nar.data import generate
 from nar.data.batch import make_batch
@@ -50,14 +50,6 @@ def _flops(lowered) -> float:
     cost = lowered.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return float(cost.get("flops", float("nan")))
-
-
-def _peak_bytes() -> int:
-    dev = jax.devices()[0]
-    stats = dev.memory_stats() if dev.platform != "cpu" else None
-    if stats and "peak_bytes_in_use" in stats:
-        return int(stats["peak_bytes_in_use"])
-    return peak_rss_bytes()  # the whole process
 
 
 def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidden: int, message_graph=None,
@@ -121,7 +113,7 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
         out["eval"] = {"graphs_per_s": batch_size / seconds, "compile_s": t_compile, "flops_per_batch": flops,
                        "gflops_per_s": flops / seconds / 1e9,
                        "estimate_bytes": estimate_bytes(pad, hidden, False, tf, processor=processor)}
-    out["peak_memory_bytes"] = _peak_bytes()
+    out["peak_memory_bytes"] = peak_memory_bytes()
     return out
 
 
