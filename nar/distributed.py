@@ -152,13 +152,21 @@ def replicate(mesh: Mesh, tree):
     return jax.tree.map(place, tree)
 
 
+def unstacked(batch):
+    """A plain batch as it is, the one group of a single-group stack as a plain batch, None for several groups."""
+    if batch.lengths.ndim == 1:
+        return batch
+    if batch.lengths.shape[0] == 1:
+        return jax.tree.map(lambda x: x[0], batch)
+    return None
+
+
 def pooled(fn, batch):
     """fn over every group of a stacked batch, results added; a plain batch or a single group is fn(batch)
     exactly (no vmap: one device computes what it always did)."""
-    if batch.lengths.ndim == 1:
-        return fn(batch)
-    if batch.lengths.shape[0] == 1:
-        return fn(jax.tree.map(lambda x: x[0], batch))
+    plain = unstacked(batch)
+    if plain is not None:
+        return fn(plain)
     return jax.tree.map(lambda x: x.sum(0), jax.vmap(fn)(batch))
 
 

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from nar.data.batch import Batch
+from nar.distributed import unstacked
 from nar.model.net import Predictions, graph_of
 from nar.model.segment import segment_log_softmax
 from nar.processors.base import Graph
@@ -99,10 +100,10 @@ def training_loss(model, batch: Batch, key, gate_penalty: str = "none", weight=0
     and statistic is then pooled over the graphs of all groups, as if they were one batch, and group g draws its
     randomness from fold_in(key, g). A single group is exactly the plain batch.
     """
-    if batch.lengths.ndim == 2:
-        if batch.lengths.shape[0] > 1:
-            return _grouped_training_loss(model, batch, key, gate_penalty, weight)
-        batch = jax.tree.map(lambda x: x[0], batch)
+    plain = unstacked(batch)
+    if plain is None:
+        return _grouped_training_loss(model, batch, key, gate_penalty, weight)
+    batch = plain
     preds = model(batch, key, train=True)
     # A model with a loss of its own (GraphFSA's squared error) uses it.
     loss, parts = model.loss(preds, batch) if hasattr(model, "loss") else total_loss(model, preds, batch)
