@@ -827,9 +827,10 @@ def bfs_tb():
 
 
 def bfs_batch(tb, kind, pad=BFS_PAD, triplets=False):
-    """`triplets`: with room for the complete graphs' n^3 triplets (Triplet-GMPNN's batches)."""
+    """`triplets`: with room for the triplets of Triplet-GMPNN's batches (the complete graphs' dense n^3 per
+    sample, M = 8 node positions per slot; a list of up to 1,024 on the input graph)."""
     if triplets:
-        pad = dataclasses.replace(pad, triplets=1024)
+        pad = dataclasses.replace(pad, **({"triplet_nodes": 8} if kind == "complete" else {"triplets": 1024}))
     return jax.device_put(make_batch(tb, kind, pad=pad, num_graphs=pad.graphs - 1, triplets=triplets))
 
 

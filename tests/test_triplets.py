@@ -161,40 +161,67 @@ def test_triplet_edges_several_graphs_never_cross_graphs(message_graph):
 
 
 def test_make_batch_carries_triplets_padded_with_minus_one():
-    tb = generate("bfs", 3, [4, 5, 3], seed=4).trajectories
+    tb = generate("bfs", 3, [4, 5, 3], seed=4, p=0.5).trajectories
+    b = make_batch(tb, "input", triplets=True)
+    e_real = int(np.asarray(b.graph.n_edge)[:-1].sum())
+    snd, rcv = np.asarray(b.graph.senders)[:e_real], np.asarray(b.graph.receivers)[:e_real]
+    want = triplet_edges(snd, rcv, int(tb.n_node.sum()))
+    check_triplets(want, snd, rcv)
+    tri = np.asarray(b.triplets)
+    assert b.pad_sizes.triplets == tri.shape[0] == bucket(len(want)) and b.dense_nodes is None
+    np.testing.assert_array_equal(tri[: len(want)], want)
+    np.testing.assert_array_equal(tri[len(want):], -1)
+    assert b.pad_sizes == pad_sizes_for(tb, "input", len(tb), triplets=True)
     for kind in ("complete", "input"):
-        b = make_batch(tb, kind, triplets=True)
-        e_real = int(np.asarray(b.graph.n_edge)[:-1].sum())
-        snd, rcv = np.asarray(b.graph.senders)[:e_real], np.asarray(b.graph.receivers)[:e_real]
-        want = triplet_edges(snd, rcv, int(tb.n_node.sum()))
-        check_triplets(want, snd, rcv)
-        tri = np.asarray(b.triplets)
-        assert b.pad_sizes.triplets == tri.shape[0] == bucket(len(want))
-        np.testing.assert_array_equal(tri[: len(want)], want)
-        np.testing.assert_array_equal(tri[len(want):], -1)
-        assert b.pad_sizes == pad_sizes_for(tb, kind, len(tb), triplets=True)
-        if kind == "complete":
-            assert len(want) == int((tb.n_node.astype(np.int64) ** 3).sum())
-    assert make_batch(tb, "complete").triplets is None
-    assert make_batch(tb, "complete").pad_sizes.triplets == 0 == pad_sizes_for(tb, "complete", 3).triplets
+        assert make_batch(tb, kind).triplets is None and make_batch(tb, kind).dense_nodes is None
+        assert make_batch(tb, kind).pad_sizes.triplets == 0 == pad_sizes_for(tb, kind, 3).triplets
+
+
+def test_complete_graph_batches_carry_the_dense_node_table():
+    """On the complete graph the triplets are every (i, j, k) of a sample: the batch lists none, only each slot's
+    node ids (-1 beyond the sample, and for empty slots); M is the bucket of the largest sample."""
+    tb = generate("bfs", 3, [4, 5, 3], seed=4).trajectories
+    b = make_batch(tb, "complete", num_graphs=4, triplets=True)
+    assert b.triplets is None
+    table = np.asarray(b.dense_nodes)
+    M = bucket(5, 4)
+    assert table.shape == (4, M) and b.pad_sizes.triplet_nodes == M
+    assert b.pad_sizes.triplets == 4 * M**3 and b.pad_sizes == pad_sizes_for(tb, "complete", 4, triplets=True)
+    want = np.full((4, M), -1)
+    want[0, :4], want[1, :5], want[2, :3] = range(0, 4), range(4, 9), range(9, 12)
+    np.testing.assert_array_equal(table, want)
+    node_graph = np.asarray(b.node_graph)
+    for slot, row in enumerate(table):  # each id belongs to its slot's sample
+        assert np.all(node_graph[row[row >= 0]] == slot)
 
 
 def test_growing_pad_and_cover_grow_triplets():
-    """A stream padded by GrowingPad keeps the largest triplet bucket so far; each batch still carries exactly
-    its own triplets, then padding rows."""
-    pad = GrowingPad()
-    seen = 0
-    for i, n in enumerate([4, 6, 5, 3]):
-        tb = generate("bfs", 2, n, seed=i).trajectories
-        b = make_batch(tb, "complete", pad, num_graphs=2, triplets=True)
-        real = 2 * n**3
-        seen = max(seen, bucket(real))
-        assert b.pad_sizes.triplets == seen == pad.current.triplets
-        tri = np.asarray(b.triplets)
-        assert np.all(tri[:real] >= 0) and np.all(tri[real:] == -1)
+    """A stream padded by GrowingPad keeps the largest triplet bucket (input graph) or M (complete graph) so far;
+    each batch still carries exactly its own triplets, then padding rows, or its own node table."""
+    for kind in ("input", "complete"):
+        pad = GrowingPad()
+        seen = 0
+        for i, n in enumerate([4, 6, 5, 3]):
+            tb = generate("bfs", 2, n, seed=i, p=0.6).trajectories
+            b = make_batch(tb, kind, pad, num_graphs=2, triplets=True)
+            if kind == "input":
+                real = len(triplet_edges(*message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge,
+                                                              kind)[:2], 2 * n))
+                seen = max(seen, bucket(real))
+                assert b.pad_sizes.triplets == seen == pad.current.triplets
+                tri = np.asarray(b.triplets)
+                assert np.all(tri[:real] >= 0) and np.all(tri[real:] == -1)
+            else:
+                seen = max(seen, bucket(n, 4))
+                assert b.pad_sizes.triplet_nodes == seen == pad.current.triplet_nodes
+                assert b.pad_sizes.triplets == 2 * seen**3 == pad.current.triplets
+                assert (np.asarray(b.dense_nodes) >= 0).sum(axis=1).tolist() == [n, n]
     a = PadSizes(nodes=10, edges=40, steps=4, graphs=3, triplets=100)
     c = PadSizes(nodes=12, edges=40, steps=4, graphs=3, triplets=64)
     assert cover([a, c]).triplets == 100 and cover([c]).triplets == 64
+    d = PadSizes(nodes=12, edges=40, steps=4, graphs=3, triplets=2 * 5**3, triplet_nodes=5)
+    f = PadSizes(nodes=12, edges=40, steps=4, graphs=5, triplets=4 * 4**3, triplet_nodes=4)
+    assert cover([d, f]) == PadSizes(12, 40, 4, 5, 4 * 5**3, 5)  # the count follows the slots and M
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -236,21 +263,25 @@ def dense_triplet_latents(params, F, z, e, g, graph, num_samples):
     return out, dense
 
 
-def _tight_single_sample_batch():
-    """One bfs sample of 4 nodes on the complete graph, no padding node or edge but 8 padding triplets (they
-    land on the last real edge)."""
-    tb = generate("bfs", 1, 4, seed=3).trajectories
-    need = make_batch(tb, "complete", triplets=True).pad_sizes
-    pad = dataclasses.replace(need, nodes=4, edges=16, triplets=64 + 8)
-    return tb, make_batch(tb, "complete", pad, triplets=True)
+def _tight_single_sample_batch(kind: str, extra_triplets: int = 8):
+    """One bfs sample of 6 nodes, no padding node or edge: on the input graph with `extra_triplets` padding
+    triplet rows (they land on the last real edge), on the complete graph dense with M = 6 (every edge real)."""
+    tb = generate("bfs", 1, 6, seed=3, p=0.5).trajectories
+    need = make_batch(tb, kind, triplets=True).pad_sizes
+    e_real = int(make_batch(tb, kind).graph.n_edge[0])
+    p_real = 0 if kind == "complete" else len(triplet_edges(*message_graph_edges(
+        tb.n_node, tb.senders, tb.receivers, tb.n_edge, kind)[:2], 6))
+    pad = dataclasses.replace(need, nodes=6, edges=e_real, triplets=p_real + extra_triplets)
+    return tb, make_batch(tb, kind, pad, triplets=True)
 
 
 def _latent_case(case):
-    if case == "complete":
-        tb = generate("bfs", 2, 5, 0).trajectories
-        return tb, make_batch(tb, "complete", triplets=True)
+    if case == "complete":  # a short sample (positions beyond its size), an empty slot and M above the largest
+        tb = generate("bfs", 2, [5, 3], 0).trajectories
+        need = make_batch(tb, "complete", num_graphs=3, triplets=True).pad_sizes
+        return tb, make_batch(tb, "complete", dataclasses.replace(need, triplet_nodes=7), num_graphs=3, triplets=True)
     if case == "complete_tight":
-        return _tight_single_sample_batch()
+        return _tight_single_sample_batch("complete")
     tb = generate("bfs", 2, [5, 6], seed=2, p=0.4).trajectories
     need = make_batch(tb, "input", triplets=True).pad_sizes
     pad = dataclasses.replace(need, nodes=need.nodes + 6, edges=need.edges + 12, triplets=need.triplets + 20)
@@ -262,8 +293,11 @@ def test_triplet_latents_match_dense_numpy(case, F):
     H = 8
     tb, b = _latent_case(case)
     S = len(tb)
-    P_real = int((np.asarray(b.triplets)[:, 2] >= 0).sum())
-    assert b.pad_sizes.triplets > P_real  # padding triplet rows are present
+    if case.startswith("complete"):  # dense: no triplet list, a node table whose width is M
+        assert b.triplets is None and b.pad_sizes.triplets == (b.pad_sizes.graphs - 1) * b.pad_sizes.triplet_nodes**3
+    else:
+        P_real = int((np.asarray(b.triplets)[:, 2] >= 0).sum())
+        assert b.pad_sizes.triplets > P_real  # padding triplet rows are present
     _, gd, params = random_params(lambda: MPNN(H, rngs=nnx.Rngs(0), triplets=True, triplet_features=F),
                                    seed=1, bias_std=0.5)
     graph = graph_of(b)
@@ -286,7 +320,6 @@ def test_triplet_latents_match_dense_numpy(case, F):
     assert sorted(want) == list(range(e_real))
     if case.startswith("complete"):
         assert all(d.all() for d in dense)  # CLRS's dense n^3 formula, no restriction
-        assert P_real == int((tb.n_node.astype(np.int64) ** 3).sum())
     else:
         assert not all(d.all() for d in dense)  # a sparse graph: only the triangles count
     assert np.abs(np.stack(list(want.values()))).max() > 0.1
@@ -295,17 +328,18 @@ def test_triplet_latents_match_dense_numpy(case, F):
 
 
 def test_padding_triplets_on_a_real_edge_change_neither_latents_nor_gradients():
-    """Padding triplet rows point at the last edge; with no padding edge that is a real edge. Its latent and every
-    gradient (parameters and inputs) are the same as with no padding rows at all, and finite."""
+    """Padding triplet rows (input graph) point at the last edge; with no padding edge that is a real edge. Its
+    latent and every gradient (parameters and inputs) are the same as with no padding rows at all, and finite."""
     H, F = 8, 4
-    tb, b_pad = _tight_single_sample_batch()
-    b_exact = make_batch(tb, "complete", dataclasses.replace(b_pad.pad_sizes, triplets=64), triplets=True)
-    assert b_pad.pad_sizes.edges == 16 and np.all(np.asarray(b_pad.triplets)[64:] == -1)
-    assert np.all(np.asarray(b_exact.triplets) >= 0)
+    tb, b_pad = _tight_single_sample_batch("input")
+    _, b_exact = _tight_single_sample_batch("input", extra_triplets=0)
+    p_real = b_exact.pad_sizes.triplets
+    assert np.all(np.asarray(b_pad.triplets)[p_real:] == -1) and np.all(np.asarray(b_exact.triplets) >= 0)
     _, gd, params = random_params(lambda: MPNN(H, rngs=nnx.Rngs(0), triplets=True, triplet_features=F),
                                    seed=2, bias_std=0.5)
     rng = np.random.default_rng(3)
-    N, E, G = 4, 16, b_pad.pad_sizes.graphs
+    N, E, G = 6, b_pad.pad_sizes.edges, b_pad.pad_sizes.graphs
+    assert int(b_pad.graph.n_edge[0]) == E  # no padding edge
     z = rng.normal(size=(N, 2 * H)).astype(np.float32)
     e = rng.normal(size=(E, H)).astype(np.float32)
     g = rng.normal(size=(G, H)).astype(np.float32)
@@ -372,13 +406,13 @@ def test_padding_invariance_with_more_triplets_edges_nodes_and_steps(net, bfs_tb
     model, _, params, fwd = net
     b = make_batch(bfs_tb, "complete", triplets=True)
     pad = b.pad_sizes
+    M = pad.triplet_nodes + 3
     big = dataclasses.replace(pad, nodes=pad.nodes + 8, edges=pad.edges + 40, steps=pad.steps + 2,
-                              graphs=pad.graphs + 1, triplets=pad.triplets + 150)
+                              graphs=pad.graphs + 1, triplet_nodes=M, triplets=pad.graphs * M**3)
     b_big = make_batch(bfs_tb, "complete", big, triplets=True)
     assert b_big.pad_sizes == big
-    P_real = int((bfs_tb.n_node.astype(np.int64) ** 3).sum())
-    assert int((np.asarray(b_big.triplets)[:, 2] >= 0).sum()) == P_real
-    assert big.triplets - P_real > pad.triplets - P_real > 0  # padding triplets in both, more in the big one
+    # Padding node positions in both (the samples have 5, 4 and 6 nodes), more in the big one, and an empty slot.
+    assert pad.triplet_nodes == 6 and (np.asarray(b_big.dense_nodes) < 0).sum() > (np.asarray(b.dense_nodes) < 0).sum()
     pred = fwd(params, b)
     pred_big = fwd(params, b_big)
     assert_finite(pred, "default pad")
@@ -400,17 +434,27 @@ def test_padding_invariance_with_more_triplets_edges_nodes_and_steps(net, bfs_tb
 
 
 def test_make_batch_rejects_pads_that_do_not_match_the_triplets(bfs_tb):
-    need = make_batch(bfs_tb, "complete", triplets=True).pad_sizes
-    P_real = int((bfs_tb.n_node.astype(np.int64) ** 3).sum())
-    make_batch(bfs_tb, "complete", dataclasses.replace(need, triplets=P_real), triplets=True)  # exactly enough
+    need = make_batch(bfs_tb, "input", triplets=True).pad_sizes
+    P_real = len(triplet_edges(*message_graph_edges(bfs_tb.n_node, bfs_tb.senders, bfs_tb.receivers,
+                                                    bfs_tb.n_edge, "input")[:2], int(bfs_tb.n_node.sum())))
+    make_batch(bfs_tb, "input", dataclasses.replace(need, triplets=P_real), triplets=True)  # exactly enough
     with pytest.raises(ValueError, match="triplets"):
-        make_batch(bfs_tb, "complete", dataclasses.replace(need, triplets=P_real - 1), triplets=True)
+        make_batch(bfs_tb, "input", dataclasses.replace(need, triplets=P_real - 1), triplets=True)
     with pytest.raises(ValueError, match="triplets"):
-        make_batch(bfs_tb, "complete", dataclasses.replace(need, triplets=0), triplets=True)
+        make_batch(bfs_tb, "input", dataclasses.replace(need, triplets=0), triplets=True)
     # A shape with triplet rows for a batch built without triplets.
     with pytest.raises(ValueError, match="no triplets"):
-        make_batch(bfs_tb, "complete", need)
-    make_batch(bfs_tb, "complete", dataclasses.replace(need, triplets=0))  # the same shape without them is fine
+        make_batch(bfs_tb, "input", need)
+    make_batch(bfs_tb, "input", dataclasses.replace(need, triplets=0))  # the same shape without them is fine
+    # Dense (complete graph): M must hold the largest sample (6 nodes); a dense shape needs dense triplets.
+    dense = make_batch(bfs_tb, "complete", triplets=True).pad_sizes
+    assert dense.triplet_nodes == 6
+    with pytest.raises(ValueError, match="up to 6 nodes \\(dense triplets\\)"):
+        make_batch(bfs_tb, "complete", dataclasses.replace(dense, triplet_nodes=5), triplets=True)
+    with pytest.raises(ValueError, match="no triplets"):
+        make_batch(bfs_tb, "complete", dense)
+    with pytest.raises(ValueError, match="triplets"):  # a dense shape for the input graph's triplet list
+        make_batch(bfs_tb, "input", dataclasses.replace(need, triplet_nodes=6), triplets=True)
 
 
 def test_model_needing_triplets_rejects_a_batch_without_them(net, bfs_tb):
@@ -582,10 +626,11 @@ def test_evaluation_batches_share_one_shape_with_triplets(net):
         for b in blist:
             sigs = _signatures_of_batch(b)
             got += sigs
-            # Complete graph: n^3 real triplets per sample, then padding rows.
-            real = sum(s[0] ** 3 for s in sigs)
-            tri = np.asarray(b.triplets)
-            assert np.all(tri[:real] >= 0) and np.all(tri[real:] == -1)
+            # Complete graph: dense triplets, each sample's node ids in its slot of the shared M = 6 table.
+            table = np.asarray(b.dense_nodes)
+            assert b.triplets is None and table.shape == (pad.graphs - 1, 6)
+            assert sorted((table >= 0).sum(axis=1).tolist()) == sorted([s[0] for s in sigs] + [0] * (
+                pad.graphs - 1 - len(sigs)))
         assert sorted(got, key=repr) == sorted(want, key=repr)  # every sample exactly once
     res = Evaluator(model)(params, batches(tb, CONFIG, 2, 1 << 20))
     assert set(res) == {"score", "output/pi", "hint/pi_h", "hint/reach_h"}
@@ -597,8 +642,8 @@ def test_evaluation_batches_share_one_shape_with_triplets(net):
 
 
 def test_training_a_sort_with_triplet_gmpnn(tmp_path):
-    """A two-step Trainer run on insertion sort (its batches are always on the complete graph, with n^3 triplets
-    per sample): finite losses, a validation score in [0, 1], finite parameters that moved, triplet weights
+    """A two-step Trainer run on insertion sort (its batches are always on the complete graph, with dense n^3
+    triplets per sample): finite losses, a validation score in [0, 1], finite parameters that moved, triplet weights
     included."""
     cfg = from_dict({"model": {"algorithm": "insertion_sort", "processor": "triplet_gmpnn", "hidden": 8,
                                "message_graph": "input"},
@@ -606,7 +651,7 @@ def test_training_a_sort_with_triplet_gmpnn(tmp_path):
                                "eval_every": 2, "checkpoint_every": 2, "log_every": 1}})
     assert cfg.model.triplets and cfg.model.graph_kind == "complete"  # sorting: always the complete graph
     b = train_batch(cfg, 0)
-    assert int((np.asarray(b.triplets)[:, 2] >= 0).sum()) == 2 * 4**3
+    assert b.triplets is None and (np.asarray(b.dense_nodes) >= 0).sum() == 2 * 4  # dense: every (i, j, k)
     trainer = Trainer(cfg, tmp_path, progress=False)
     before = trainer.params
     summary = trainer.run()

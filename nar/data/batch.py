@@ -50,13 +50,15 @@ def bucket(x: int, minimum: int = 8) -> int:
 @dataclasses.dataclass(frozen=True)
 class PadSizes:
     """Static shape of a batch: nodes, edges, hint steps and triplets (all including padding) and graph slots.
-    `triplets` is 0 unless the processor uses triplet features."""
+    `triplets` is 0 unless the processor uses triplet features. On the complete message graph the triplets are laid
+    out densely, `triplet_nodes` = M node positions per sample slot, and `triplets` = (graphs - 1) * M^3 follows."""
 
     nodes: int
     edges: int
     steps: int
     graphs: int
     triplets: int = 0
+    triplet_nodes: int = 0
 
 
 class Batch(NamedTuple):
@@ -76,16 +78,23 @@ class Batch(NamedTuple):
     inputs: Mapping[str, Any]
     hints: Mapping[str, Any]
     outputs: Mapping[str, Any]
-    # [P, 3] edge indices (i -> j, i -> k, j -> k) of the processing graph's triplets, sorted by the last;
-    # padding rows are -1. None unless requested (`make_batch(..., triplets=True)`).
+    # Triplets, only when requested (`make_batch(..., triplets=True)`). On a sparse message graph, `triplets`:
+    # [P, 3] edge indices (i -> j, i -> k, j -> k), sorted by the last, padding rows -1. On the complete graph every
+    # (i, j, k) of a sample is a triplet, computed densely from `dense_nodes`: [G - 1, M] global id of each sample
+    # slot's a-th node (-1 beyond its size), whose shape gives the processor its static M.
     triplets: Any = None
+    dense_nodes: Any = None
 
     @property
     def pad_sizes(self) -> PadSizes:
         """The static shape of this batch (padded nodes, edges, steps, graph slots, triplets)."""
+        triplets, slot_nodes = (0 if self.triplets is None else int(self.triplets.shape[0])), 0
+        if self.dense_nodes is not None:
+            slots, slot_nodes = (int(x) for x in self.dense_nodes.shape)
+            triplets = slots * slot_nodes**3
         return PadSizes(int(self.node_graph.shape[0]), int(self.graph.senders.shape[0]),
                         int(next(iter(self.hints.values())).shape[0]) if self.hints else 1,
-                        int(self.lengths.shape[0]), 0 if self.triplets is None else int(self.triplets.shape[0]))
+                        int(self.lengths.shape[0]), triplets, slot_nodes)
 
 
 class GrowingPad:
@@ -106,7 +115,12 @@ def cover(sizes: list[PadSizes]) -> PadSizes:
     top = PadSizes(*(max(getattr(s, f.name) for s in sizes) for f in dataclasses.fields(PadSizes)))
     if any(s.edges < top.edges and s.nodes == top.nodes for s in sizes):
         top = dataclasses.replace(top, nodes=top.nodes + SPARE_NODES)
-    return top
+    return _dense_triplet_count(top)
+
+
+def _dense_triplet_count(pad: PadSizes) -> PadSizes:
+    """A dense-triplet shape's triplet count follows from its slots and M: (graphs - 1) * M^3."""
+    return dataclasses.replace(pad, triplets=(pad.graphs - 1) * pad.triplet_nodes**3) if pad.triplet_nodes else pad
 
 
 def message_graph_edges(n_node: np.ndarray, senders: np.ndarray, receivers: np.ndarray, n_edge: np.ndarray,
@@ -176,21 +190,28 @@ def pad_sizes_for(tb: TrajectoryBatch, message_graph: str, num_graphs: int, trip
     """The bucket a batch of these samples falls in."""
     message_graph = message_graph_for(tb.algorithm, message_graph)
     s, r, per = message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge, message_graph)
-    num_triplets = None
-    if triplets:  # the complete graph's count is known (every i, j, k of a sample): no need to list them twice
-        num_triplets = (int((tb.n_node.astype(np.int64) ** 3).sum()) if message_graph == "complete"
-                        else len(triplet_edges(s, r, int(tb.n_node.sum()))))
-    return _bucket_of(tb, int(per.sum()), num_graphs, num_triplets)
+    dense = triplets and message_graph == "complete"  # the dense layout: no triplet list at all
+    num_triplets = len(triplet_edges(s, r, int(tb.n_node.sum()))) if triplets and not dense else None
+    return _bucket_of(tb, int(per.sum()), num_graphs, num_triplets, dense)
 
 
-def _bucket_of(tb: TrajectoryBatch, edges: int, num_graphs: int, triplets: int | None = None) -> PadSizes:
+def dense_triplet_nodes(n_node: np.ndarray) -> int:
+    """M, the node positions per sample slot of the dense triplet layout: a bucket of the largest sample."""
+    return bucket(int(np.max(n_node, initial=1)), 4)
+
+
+def _bucket_of(tb: TrajectoryBatch, edges: int, num_graphs: int, triplets: int | None = None,
+               dense_triplets: bool = False) -> PadSizes:
     nodes = int(tb.n_node.sum())
     pad_edges = bucket(edges)
     pad_nodes = bucket(nodes)
     if pad_edges > edges and pad_nodes == nodes:  # padding edges need a padding node: add a few, not a bucket
         pad_nodes += SPARE_NODES
-    return PadSizes(pad_nodes, pad_edges, bucket(int(tb.n_step.max()), 4), num_graphs + 1,
-                    0 if triplets is None else bucket(triplets))
+    steps = bucket(int(tb.n_step.max()), 4)
+    if dense_triplets:
+        m = dense_triplet_nodes(tb.n_node)
+        return PadSizes(pad_nodes, pad_edges, steps, num_graphs + 1, num_graphs * m**3, m)
+    return PadSizes(pad_nodes, pad_edges, steps, num_graphs + 1, 0 if triplets is None else bucket(triplets))
 
 
 def _edge_lookup(key_sorted: np.ndarray, total: int, r: np.ndarray, s: np.ndarray, what: str) -> np.ndarray:
@@ -214,7 +235,8 @@ def make_batch(tb: TrajectoryBatch, message_graph: str, pad: PadSizes | GrowingP
 
     `num_graphs` graph slots (default: the number of samples) leave room for a short last batch. With
     `random_pos`, the `pos` input is replaced by sorted uniform draws per sample, as CLRS trains (Ibarz et al.).
-    With `triplets`, the batch carries the processing graph's triplets (`triplet_edges`) for Triplet-GMPNN.
+    With `triplets`, the batch carries the processing graph's triplets for Triplet-GMPNN: their list
+    (`triplet_edges`) on a sparse message graph, the dense node table `dense_nodes` on the complete one.
     """
     algo = tb.algorithm
     spec = SPECS[algo]
@@ -225,18 +247,24 @@ def make_batch(tb: TrajectoryBatch, message_graph: str, pad: PadSizes | GrowingP
         raise ValueError(f"num_graphs={num_graphs} is smaller than the {S} samples of the batch")
     senders, receivers, e_per = message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge, message_graph)
     n_real, e_real, t_max = int(tb.n_node.sum()), len(senders), int(tb.n_step.max())
-    tri = triplet_edges(senders, receivers, n_real) if triplets else None
+    dense_tri = triplets and message_graph == "complete"
+    tri = triplet_edges(senders, receivers, n_real) if triplets and not dense_tri else None
     if not isinstance(pad, PadSizes):
-        need = _bucket_of(tb, len(senders), num_graphs, None if tri is None else len(tri))
+        need = _bucket_of(tb, len(senders), num_graphs, None if tri is None else len(tri), dense_tri)
         pad = need if pad is None else pad(need)
+    pad = _dense_triplet_count(pad)
     N, E, T, G = pad.nodes, pad.edges, pad.steps, pad.graphs
     p_real = 0 if tri is None else len(tri)
+    m_real = dense_triplet_nodes(tb.n_node) if dense_tri else 0
     if (n_real > N or e_real > E or (e_real < E and n_real == N) or t_max > T or T < 2 or G < num_graphs + 1
-            or p_real > pad.triplets or (tri is None and pad.triplets)):
-        raise ValueError(f"batch of {n_real} nodes, {e_real} edges, {t_max} steps, {S} samples"
-                         f"{f', {p_real} triplets' if triplets else ', no triplets'} does not fit the padded shape "
-                         f"{pad} (padding edges need a spare node; a spare graph slot and at least 2 steps are "
-                         f"needed)")
+            or p_real > pad.triplets or (tri is None and not dense_tri and pad.triplets)
+            or (dense_tri and m_real > pad.triplet_nodes)
+            or (not dense_tri and pad.triplet_nodes)):
+        what = (f", samples of up to {int(tb.n_node.max())} nodes (dense triplets)" if dense_tri
+                else f", {p_real} triplets" if triplets else ", no triplets")
+        raise ValueError(f"batch of {n_real} nodes, {e_real} edges, {t_max} steps, {S} samples{what} does not fit "
+                         f"the padded shape {pad} (padding edges need a spare node; a spare graph slot and at least "
+                         f"2 steps are needed)")
     if tri is not None:
         tri = np.concatenate([tri, np.full((pad.triplets - p_real, 3), -1, np.int32)])
     total = max(n_real, 1)
@@ -330,7 +358,12 @@ def make_batch(tb: TrajectoryBatch, message_graph: str, pad: PadSizes | GrowingP
             dense = np.zeros(N, _dtype(type_))
             dense[:n_real] = raw
         target[name] = dense
-    return Batch(graph, node_graph, self_edge, lengths, inputs, hints, outputs, tri)
+    dense_nodes = None
+    if dense_tri:
+        dense_nodes = np.full((G - 1, pad.triplet_nodes), -1, np.int32)
+        slot_pos = np.arange(n_real) - node_off[node_sample]
+        dense_nodes[node_sample, slot_pos] = np.arange(n_real)
+    return Batch(graph, node_graph, self_edge, lengths, inputs, hints, outputs, tri, dense_nodes)
 
 
 def _dtype(type_: str) -> type:

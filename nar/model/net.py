@@ -105,7 +105,8 @@ class Predictions(NamedTuple):
 
 def graph_of(batch: Batch) -> Graph:
     g = batch.graph
-    return Graph(g.senders, g.receivers, batch.node_graph, batch.node_graph[g.receivers], g.n_node, batch.triplets)
+    return Graph(g.senders, g.receivers, batch.node_graph, batch.node_graph[g.receivers], g.n_node, batch.triplets,
+                 batch.dense_nodes)
 
 
 class Model(nnx.Module):

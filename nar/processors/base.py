@@ -29,6 +29,7 @@ class Graph(NamedTuple):
     edge_graph: Any  # [E] int32 graph slot of each edge
     n_node: Any  # [G] int32
     triplets: Any = None  # [P, 3] int32 (i->j, i->k, j->k) edge indices sorted by j->k, padding rows -1
+    dense_nodes: Any = None  # [G - 1, M] int32 node ids per sample slot (-1: none): dense complete-graph triplets
 
     @property
     def num_nodes(self) -> int:

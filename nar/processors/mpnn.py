@@ -63,21 +63,25 @@ class MPNN(Processor):
 
     def triplet_latents(self, z_NxH2, edge_fts_ExH, graph_fts_GxH, graph: Graph):
         """Edge latents eps [E, H] from the max over each edge's triplets (module docstring)."""
-        if graph.triplets is None:
-            raise ValueError("this processor uses triplet features, but the batch has none: build it with "
-                             "make_batch(..., triplets=True)")
-        valid_P = graph.triplets[:, 2] >= 0
-        tri = jnp.where(valid_P[:, None], graph.triplets, graph.num_edges - 1)  # padding: sorted last
-        ij, ik, jk = tri[:, 0], tri[:, 1], tri[:, 2]
-        senders, receivers = jnp.asarray(graph.senders), jnp.asarray(graph.receivers)
-        i, j, k = senders[ij], senders[jk], receivers[jk]
         F = self.t_graph.out_features
         tn_Nx3F, te_Ex3F = self.t_node(z_NxH2), self.t_edge(edge_fts_ExH)
         tg_GxF = self.t_graph(graph_fts_GxH)
-        t_PxF = (tn_Nx3F[i, :F] + tn_Nx3F[j, F:2 * F] + tn_Nx3F[k, 2 * F:] + te_Ex3F[ij, :F]
-                 + te_Ex3F[ik, F:2 * F] + te_Ex3F[jk, 2 * F:] + tg_GxF[jnp.asarray(graph.edge_graph)[jk]])
-        t_PxF = jnp.where(valid_P[:, None], t_PxF, -jnp.inf)
-        return jax.nn.relu(self.t_out(segment_max(t_PxF, jk, graph.num_edges, sorted_=True)))
+        if graph.dense_nodes is not None:
+            t_ExF = _dense_triplet_max(tn_Nx3F, te_Ex3F, tg_GxF, graph, F)
+        elif graph.triplets is not None:
+            valid_P = graph.triplets[:, 2] >= 0
+            tri = jnp.where(valid_P[:, None], graph.triplets, graph.num_edges - 1)  # padding: sorted last
+            ij, ik, jk = tri[:, 0], tri[:, 1], tri[:, 2]
+            senders, receivers = jnp.asarray(graph.senders), jnp.asarray(graph.receivers)
+            i, j, k = senders[ij], senders[jk], receivers[jk]
+            t_PxF = (tn_Nx3F[i, :F] + tn_Nx3F[j, F:2 * F] + tn_Nx3F[k, 2 * F:] + te_Ex3F[ij, :F]
+                     + te_Ex3F[ik, F:2 * F] + te_Ex3F[jk, 2 * F:] + tg_GxF[jnp.asarray(graph.edge_graph)[jk]])
+            t_PxF = jnp.where(valid_P[:, None], t_PxF, -jnp.inf)
+            t_ExF = segment_max(t_PxF, jk, graph.num_edges, sorted_=True)
+        else:
+            raise ValueError("this processor uses triplet features, but the batch has none: build it with "
+                             "make_batch(..., triplets=True)")
+        return jax.nn.relu(self.t_out(t_ExF))
 
     def __call__(self, node_fts, edge_fts, graph_fts, graph: Graph, hidden):
         z_NxH2 = jnp.concatenate([node_fts, hidden], axis=-1)
@@ -90,3 +94,33 @@ class MPNN(Processor):
             h_NxH = gate * h_NxH + (1.0 - gate) * hidden
         latent = self.triplet_latents(z_NxH2, edge_fts, graph_fts, graph) if self.triplets else None
         return h_NxH, latent
+
+
+def _dense_triplet_max(tn_Nx3F, te_Ex3F, tg_GxF, graph: Graph, F: int):
+    """max_i t_ijk for every edge j -> k of complete message graphs, computed on each sample's dense [M, M, M] cube
+    of (i, j, k) (M = `graph.dense_nodes`' width): broadcast sums and one reduction, no per-triplet index lists.
+    Sample g's edges are laid out receiver-major (edge r * n_g + s is s -> r, after the earlier samples' n^2)."""
+    nodes_SxM = graph.dense_nodes
+    S, M = nodes_SxM.shape
+    real_SxM = nodes_SxM >= 0
+    n_S = jnp.asarray(graph.n_node)[:S]
+    first_S = jnp.cumsum(n_S * n_S) - n_S * n_S  # each sample's first edge
+    pos = jnp.arange(M)
+    edge_SxMxM = first_S[:, None, None] + pos[None, :, None] * n_S[:, None, None] + pos[None, None, :]
+    edge_SxMxM = jnp.where(real_SxM[:, :, None] & real_SxM[:, None, :], edge_SxMxM, 0)  # [slot, receiver, sender]
+    tn_SxMx3F = tn_Nx3F[jnp.where(real_SxM, nodes_SxM, 0)]
+    te_SxMxMx3F = jnp.swapaxes(te_Ex3F[edge_SxMxM], 1, 2)  # [slot, sender, receiver]: e_xy at [x, y]
+    t_SxMxMxMxF = (tn_SxMx3F[:, :, None, None, :F] + tn_SxMx3F[:, None, :, None, F:2 * F]  # T1 z_i + T2 z_j
+                   + tn_SxMx3F[:, None, None, :, 2 * F:]  # + T3 z_k
+                   + te_SxMxMx3F[:, :, :, None, :F] + te_SxMxMx3F[:, :, None, :, F:2 * F]  # + E1 e_ij + E2 e_ik
+                   + te_SxMxMx3F[:, None, :, :, 2 * F:] + tg_GxF[:S, None, None, None, :])  # + E3 e_jk + Tg g
+    t_SxMxMxMxF = jnp.where(real_SxM[:, :, None, None, None], t_SxMxMxMxF, -jnp.inf)  # i beyond the sample
+    max_SxMxMxF = t_SxMxMxMxF.max(axis=1)  # [slot, j, k]
+    max_SxMxMxF = jnp.where(jnp.isfinite(max_SxMxMxF), max_SxMxMxF, 0.0)  # empty slots
+    slot_E = jnp.asarray(graph.edge_graph)
+    real_E = slot_E < S  # padding edges belong to the padding graph, the last slot
+    slot_E = jnp.where(real_E, slot_E, 0)
+    first_node_E = nodes_SxM[slot_E, 0]
+    j_E, k_E = graph.senders - first_node_E, graph.receivers - first_node_E
+    out_ExF = max_SxMxMxF[slot_E, jnp.clip(j_E, 0, M - 1), jnp.clip(k_E, 0, M - 1)]
+    return jnp.where(real_E[:, None], out_ExF, 0.0)
