@@ -470,3 +470,8 @@ def test_suite_speed_measures_the_machine_once(tmp_path):
     before = (out / report.MACHINE_FILE).read_bytes()
     assert speed_suite.main(argv) == 0
     assert (out / report.MACHINE_FILE).read_bytes() == before
+    # --force measures the row again and keeps dm-clrs's figures for the same work.
+    row_path = out / "bfs_pgn_n16.json"
+    row_path.write_text(json.dumps({**json.loads(row_path.read_text()), "dm_clrs": {"eval_graphs_per_s": 1.5}}))
+    assert speed_suite.main(argv + ["--force"]) == 0
+    assert json.loads(row_path.read_text())["dm_clrs"] == {"eval_graphs_per_s": 1.5}

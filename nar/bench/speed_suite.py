@@ -4,10 +4,11 @@ One row per (algorithm, processor, n) in `<out>/<algorithm>_<processor>_n<N>.jso
 FLOPs, compile seconds and peak memory from `nar bench speed`, each mode in a process of its own (clean peak memory,
 and a time limit: a row that does not fit or does not finish is recorded as skipped, with the reason). CLRS's ER
 graphs up to n = 64, sparse ER (degree 5) beyond, where a complete-graph processor pays for n² pairs. Rows already
-on disk are kept (rerun with `--force`). The machine's float32 matmul rate, the scale for the rows' GFLOP/s, is
-measured first into `<out>/machine.json`. With `--dmclrs-python`, dm-clrs's model is timed on the same work in that
-throwaway virtualenv (`nar/bench/dmclrs_model.py`) and its figures stored beside nar's. Data-generation throughput
-is `nar.bench.data`'s (`make bench-speed` runs both).
+on disk are kept (rerun with `--force`, which keeps a row's dm-clrs figures unless dm-clrs runs again). The
+machine's float32 matmul rate, the scale for the rows' GFLOP/s, is measured first into `<out>/machine.json`. With
+`--dmclrs-python`, dm-clrs's model is timed on the same work in that throwaway virtualenv
+(`nar/bench/dmclrs_model.py`) and its figures stored beside nar's. Data-generation throughput is
+`nar.bench.data`'s (`make bench-speed` runs both).
 """
 
 from __future__ import annotations
@@ -124,6 +125,9 @@ def main(argv=None) -> int:
                 continue
             row = measure(args.algorithm, processor, n, args.steps, args.timeout)
             row["command"] = command
+            if path.exists():  # remeasured (--force): dm-clrs's figures for the same work stay until it is rerun
+                old = json.loads(path.read_text()).get("dm_clrs")
+                row.update({"dm_clrs": old} if old else {})
             path.write_text(json.dumps(row, indent=1))
             t, e = row.get("train", {}), row.get("eval", {})
             print(f"{processor:>14} n={n:<5} train {t.get('steps_per_s', float('nan')):8.2f} steps/s  "
