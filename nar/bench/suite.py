@@ -160,6 +160,7 @@ def run_cell(suite: Suite, algorithm: str, processor: str, seed: int, results_di
             log(f"{name}: finished earlier ({out}), not recomputed")
             return done
         raise ValueError(f"{out} holds a result for another config; delete it or choose another --results folder")
+    measured_with = environment()  # at the start: the code this process runs, even if the checkout moves on
     t0 = time.perf_counter()
     trainer = Trainer(config, run, resume=(run / "config.toml").exists(), progress=False)
     summary = trainer.run()
@@ -187,7 +188,7 @@ def run_cell(suite: Suite, algorithm: str, processor: str, seed: int, results_di
         "wall_seconds": {"train": t1 - t0, "eval": t2 - t1},
         "data": {"validation": validation_set(config).content_hash(), "train_batch_0": train_hash,
                  "test": {k: v.get("data_hash") for k, v in scores.items()}},
-        **environment(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        **measured_with, "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": command or cell_command, "cell_command": cell_command,
     }
