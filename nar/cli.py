@@ -3,13 +3,13 @@
     nar generate SUITE ...                     write a dataset suite (same as `python -m data_gen`)
     nar train --algorithm A --processor P ...  train a model into a run directory (resumable)
     nar eval DIR [--sizes 16,64,256] ...       out-of-distribution table of a trained run
-
-Both `train` and `eval` run data parallel over every device they see, and take --cpu-devices (simulated CPU
-devices) and --num-processes/--process-id/--coordinator (a multi-process run; process 0 writes and prints).
     nar bench run SUITE ...                    accuracy benchmark cells (configs/bench/*.toml), resumable
     nar bench speed ...                        train/eval speed, compile time, memory and FLOPs
     nar bench suite-speed ...                  `make bench-speed`: every processor at n = 16 ... 1,024
     nar bench fsa-distance ...                 GraphFSA on its paper's Distance task, with the learned table
+
+Both `train` and `eval` run data parallel over every device they see, and take --cpu-devices (simulated CPU
+devices) and --num-processes/--process-id/--coordinator (a multi-process run; process 0 writes and prints).
 """
 
 from __future__ import annotations
