@@ -94,6 +94,12 @@ def complete_edges(n_node):
                                "complete")
 
 
+def input_triplet_count(tb) -> int:
+    """How many triplets the input message graph of these samples has (`triplet_edges`, the independent lister)."""
+    s, r, _ = message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge, "input")
+    return len(triplet_edges(s, r, int(tb.n_node.sum())))
+
+
 def random_input_edges(rng, n_node, p):
     """Random directed edges per graph (local ids), made symmetric with self-loops by the 'input' message graph."""
     snd, rcv, n_edge = [], [], []
@@ -205,8 +211,7 @@ def test_growing_pad_and_cover_grow_triplets():
             tb = generate("bfs", 2, n, seed=i, p=0.6).trajectories
             b = make_batch(tb, kind, pad, num_graphs=2, triplets=True)
             if kind == "input":
-                real = len(triplet_edges(*message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge,
-                                                              kind)[:2], 2 * n))
+                real = input_triplet_count(tb)
                 seen = max(seen, bucket(real))
                 assert b.pad_sizes.triplets == seen == pad.current.triplets
                 tri = np.asarray(b.triplets)
@@ -269,8 +274,7 @@ def _tight_single_sample_batch(kind: str, extra_triplets: int = 8):
     tb = generate("bfs", 1, 6, seed=3, p=0.5).trajectories
     need = make_batch(tb, kind, triplets=True).pad_sizes
     e_real = int(make_batch(tb, kind).graph.n_edge[0])
-    p_real = 0 if kind == "complete" else len(triplet_edges(*message_graph_edges(
-        tb.n_node, tb.senders, tb.receivers, tb.n_edge, kind)[:2], 6))
+    p_real = 0 if kind == "complete" else input_triplet_count(tb)
     pad = dataclasses.replace(need, nodes=6, edges=e_real, triplets=p_real + extra_triplets)
     return tb, make_batch(tb, kind, pad, triplets=True)
 
@@ -435,8 +439,7 @@ def test_padding_invariance_with_more_triplets_edges_nodes_and_steps(net, bfs_tb
 
 def test_make_batch_rejects_pads_that_do_not_match_the_triplets(bfs_tb):
     need = make_batch(bfs_tb, "input", triplets=True).pad_sizes
-    P_real = len(triplet_edges(*message_graph_edges(bfs_tb.n_node, bfs_tb.senders, bfs_tb.receivers,
-                                                    bfs_tb.n_edge, "input")[:2], int(bfs_tb.n_node.sum())))
+    P_real = input_triplet_count(bfs_tb)
     make_batch(bfs_tb, "input", dataclasses.replace(need, triplets=P_real), triplets=True)  # exactly enough
     with pytest.raises(ValueError, match="triplets"):
         make_batch(bfs_tb, "input", dataclasses.replace(need, triplets=P_real - 1), triplets=True)

@@ -115,8 +115,9 @@ def main(argv=None) -> int:
     command = "nar bench suite-speed " + " ".join(sys.argv[3:] if argv is None else argv)
     machine = out / MACHINE_FILE
     if args.force or not machine.exists():  # measured first, while no row is running
-        machine.write_text(json.dumps(measure_machine(command), indent=1))
-        print(f"{machine}: float32 matmul {json.loads(machine.read_text())['matmul_gflops_per_s']:.1f} GFLOP/s")
+        rate = measure_machine(command)
+        machine.write_text(json.dumps(rate, indent=1))
+        print(f"{machine}: float32 matmul {rate['matmul_gflops_per_s']:.1f} GFLOP/s")
     for n in sizes:  # size-major: every processor gets the small sizes before any gets the slow large ones
         for processor in processors:
             path = out / f"{args.algorithm}_{processor}_n{n}.json"

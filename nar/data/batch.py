@@ -88,13 +88,11 @@ class Batch(NamedTuple):
     @property
     def pad_sizes(self) -> PadSizes:
         """The static shape of this batch (padded nodes, edges, steps, graph slots, triplets)."""
-        triplets, slot_nodes = (0 if self.triplets is None else int(self.triplets.shape[0])), 0
-        if self.dense_nodes is not None:
-            slots, slot_nodes = (int(x) for x in self.dense_nodes.shape)
-            triplets = slots * slot_nodes**3
-        return PadSizes(int(self.node_graph.shape[0]), int(self.graph.senders.shape[0]),
-                        int(next(iter(self.hints.values())).shape[0]) if self.hints else 1,
-                        int(self.lengths.shape[0]), triplets, slot_nodes)
+        triplets = 0 if self.triplets is None else int(self.triplets.shape[0])
+        slot_nodes = 0 if self.dense_nodes is None else int(self.dense_nodes.shape[1])
+        return _dense_triplet_count(PadSizes(int(self.node_graph.shape[0]), int(self.graph.senders.shape[0]),
+                                             int(next(iter(self.hints.values())).shape[0]) if self.hints else 1,
+                                             int(self.lengths.shape[0]), triplets, slot_nodes))
 
 
 class GrowingPad:
@@ -209,8 +207,8 @@ def _bucket_of(tb: TrajectoryBatch, edges: int, num_graphs: int, triplets: int |
         pad_nodes += SPARE_NODES
     steps = bucket(int(tb.n_step.max()), 4)
     if dense_triplets:
-        m = dense_triplet_nodes(tb.n_node)
-        return PadSizes(pad_nodes, pad_edges, steps, num_graphs + 1, num_graphs * m**3, m)
+        return _dense_triplet_count(PadSizes(pad_nodes, pad_edges, steps, num_graphs + 1, 0,
+                                             dense_triplet_nodes(tb.n_node)))
     return PadSizes(pad_nodes, pad_edges, steps, num_graphs + 1, 0 if triplets is None else bucket(triplets))
 
 
