@@ -15,6 +15,9 @@ from nar.data import CLRS_TRAIN_SIZES, GRAPH_FAMILIES
 from nar.model.net import ModelConfig
 
 GATE_PENALTIES = ("none", "magnitude", "closed_loss")
+# How training sizes are mixed: "per_batch" is CLRS's protocol (each batch drawn at one size, the sizes cycled from
+# batch to batch, as dm-clrs's `cycle_samplers`); "per_sample" cycles the sizes inside every batch.
+SIZE_MIXES = ("per_batch", "per_sample")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +28,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 42
     sizes: tuple[int, ...] = CLRS_TRAIN_SIZES
+    size_mix: str = "per_batch"
     random_pos: bool = True
     eval_every: int = 50
     val_samples: int = 64
@@ -49,6 +53,8 @@ class TrainConfig:
                              f"{self.learning_rate} and {self.grad_clip}")
         if not self.sizes or any(n < 2 for n in self.sizes):
             raise ValueError(f"train.sizes must be sizes >= 2, got {self.sizes}")
+        if self.size_mix not in SIZE_MIXES:
+            raise ValueError(f"train.size_mix must be one of {SIZE_MIXES}, got {self.size_mix!r}")
         if self.gate_penalty not in GATE_PENALTIES:
             raise ValueError(f"train.gate_penalty must be one of {GATE_PENALTIES}, got {self.gate_penalty!r}")
         if self.gate_penalty_weight < 0 or self.gate_penalty_warmup < 0:

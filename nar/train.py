@@ -69,13 +69,38 @@ def initial_state(config: Config, params: dict, tx: optax.GradientTransformation
     return {"params": params, "opt_state": tx.init(params), "best_params": params,
             "best_score": jnp.asarray(-jnp.inf, jnp.float32), "best_step": jnp.asarray(0, jnp.int32),
             "step": jnp.asarray(0, jnp.int32), "key": jax.random.key_data(jax.random.key(config.train.seed)),
-            "pad": jnp.zeros(len(fields(PadSizes)), jnp.int32)}
+            "pad": jnp.zeros((pad_groups(config), len(fields(PadSizes))), jnp.int32)}
+
+
+def pad_groups(config: Config) -> int:
+    """How many padded shapes a run keeps: one per training size when each batch has one size (a batch of 4-node
+    graphs is not padded to the 16-node batches' shape), else one."""
+    t = config.train
+    return len(t.sizes) if t.size_mix == "per_batch" else 1
+
+
+def pad_group(config: Config, step: int) -> int:
+    """The padded shape (of `pad_groups`) that training batch `step` uses."""
+    return step % pad_groups(config)
 
 
 def train_trajectories(config: Config, step: int) -> TrajectoryBatch:
-    """The samples of training batch `step`: CLRS's online distribution, sizes cycled, p drawn per graph."""
+    """The samples of training batch `step`: CLRS's online distribution, p drawn per graph. Under "per_batch"
+    (CLRS's protocol) batch `step` is drawn at size sizes[step % K] from that size's own stream (batch step // K of
+    it); under "per_sample" the sizes are cycled over the samples of every batch."""
     t = config.train
-    return clrs_train(config.model.algorithm, t.batch_size, t.seed, t.sizes, start=step * t.batch_size).trajectories
+    if t.size_mix == "per_sample":
+        return clrs_train(config.model.algorithm, t.batch_size, t.seed, t.sizes,
+                          start=step * t.batch_size).trajectories
+    k, j = step % len(t.sizes), step // len(t.sizes)
+    return clrs_train(config.model.algorithm, t.batch_size, size_seed(t.seed, t.sizes[k]), t.sizes[k],
+                      start=j * t.batch_size).trajectories
+
+
+def size_seed(seed: int, size: int) -> int:
+    """The seed of one training size's stream: independent streams per size, as dm-clrs seeds one sampler per
+    size (so batch j at size 4 and at size 16 do not share their densities and sources)."""
+    return int(np.random.SeedSequence([seed, size]).generate_state(1)[0])
 
 
 def _group_needs(config: Config, tb: TrajectoryBatch, ranges: list[range]) -> list[PadSizes]:
@@ -84,16 +109,24 @@ def _group_needs(config: Config, tb: TrajectoryBatch, ranges: list[range]) -> li
     return [pad_sizes_for(tb.select(r), kind, slots, triplets) for r in ranges if len(r)]
 
 
-def initial_pad(config: Config, groups: int = 1) -> PadSizes | None:
-    """The padded shape (of each of `groups` data-parallel groups) a fresh run starts at: the cover of the first
-    `train.pad_lookahead` batches' buckets. Growing from the first batch alone compiles once per growth (4-6 times
-    in a short CLRS run, about 10 s each on a small CPU); looking ahead compiles once and rarely grows again."""
+def initial_pads(config: Config, groups: int = 1) -> list[PadSizes | None]:
+    """The padded shapes (one per `pad_group`, of each of `groups` data-parallel groups) a fresh run starts at: the
+    cover of the first `train.pad_lookahead` batches' buckets in each pad group. Growing from the first batch alone
+    compiles once per growth (4-6 times in a short CLRS run, about 10 s each on a small CPU); looking ahead
+    compiles once per pad group and rarely grows again."""
     t = config.train
     if t.pad_lookahead == 0:
-        return None
+        return [None] * pad_groups(config)
     ranges = group_ranges(t.batch_size, groups)
-    return cover([need for s in range(min(t.pad_lookahead, t.steps))
-                  for need in _group_needs(config, train_trajectories(config, s), ranges)])
+    needs: list[list[PadSizes]] = [[] for _ in range(pad_groups(config))]
+    for s in range(min(t.pad_lookahead, t.steps)):
+        needs[pad_group(config, s)] += _group_needs(config, train_trajectories(config, s), ranges)
+    return [cover(n) if n else None for n in needs]
+
+
+def initial_pad(config: Config, groups: int = 1) -> PadSizes | None:
+    """The padded shape a fresh run starts at for batch 0's pad group (see `initial_pads`)."""
+    return initial_pads(config, groups)[0]
 
 
 def train_groups(config: Config, step: int, groups: int, pad: GrowingPad | None = None,
@@ -286,10 +319,12 @@ class Trainer:
         t_start = time.perf_counter()
         t_log, s_log = t_start, start
         # The padded shape only grows; a resumed run continues from the shape its checkpoint was trained at.
-        pad = GrowingPad(PadSizes(*map(int, state["pad"])) if int(state["pad"][0])
-                         else initial_pad(self.config, groups))
+        saved = np.asarray(state["pad"])
+        start_pads = initial_pads(self.config, groups) if not saved[:, 0].all() else [None] * len(saved)
+        pads = [GrowingPad(PadSizes(*map(int, row)) if row[0] else first) for row, first in zip(saved, start_pads)]
+        shapes = [tuple(map(int, row)) for row in saved]  # per pad group, the shape of its latest trained batch
         mine = local_groups(mesh)
-        build = lambda s: train_groups(self.config, s, groups, pad, mine)  # noqa: E731
+        build = lambda s: train_groups(self.config, s, groups, pads[pad_group(self.config, s)], mine)  # noqa: E731
         prefetch = _Prefetch(build, start, cfg.steps) if start < cfg.steps else None
         try:
             with open(metrics_path, "a") as log:
@@ -297,6 +332,7 @@ class Trainer:
                     s, (shape, local) = prefetch.get()
                     assert s == step
                     batch = shard_groups(mesh, local)
+                    shapes[pad_group(self.config, step)] = astuple(shape)
                     params, opt_state, loss, parts, stats = self.train_step(
                         params, opt_state, batch, jax.random.fold_in(key, step), cfg.penalty_weight(step))
                     done = step + 1
@@ -326,7 +362,7 @@ class Trainer:
                         log.flush()
                         self.checkpointer.save(done, replicate(mesh, {
                             "params": params, "opt_state": opt_state, **best, "step": np.int32(done),
-                            "key": state["key"], "pad": np.asarray(astuple(shape), np.int32)}))
+                            "key": state["key"], "pad": np.asarray(shapes, np.int32)}))
         finally:
             if prefetch is not None:
                 prefetch.close()

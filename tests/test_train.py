@@ -41,6 +41,7 @@ from nar.train import (
     initial_state,
     load_run,
     train_batch,
+    train_trajectories,
     validation_batches,
 )
 
@@ -48,8 +49,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED = 2
 STEPS = 40
 INTERRUPT = 25  # between the checkpoints at 20 and 30
-# pad_lookahead=0: the padded shape grows batch by batch, as the growth and resume tests below need.
+# pad_lookahead=0: the padded shape grows batch by batch, as the growth and resume tests below need; sizes mixed per
+# sample, so that one stream of shapes grows (the per-batch protocol has its own tests below).
 BASE = ["model.processor=pgn", "model.hidden=16", "model.message_graph=complete", "train.sizes=[4, 5]",
+        "train.size_mix=per_sample",
         "train.batch_size=4", "train.pad_lookahead=0", "train.val_size=4", "train.val_samples=8",
         "train.eval_every=10", "train.checkpoint_every=10", "train.log_every=1", f"train.seed={SEED}"]
 # Records of a run that may legitimately differ between an uninterrupted and a resumed run.
@@ -215,6 +218,51 @@ def test_resume_after_interruption_is_bitwise_identical(reference, tmp_path):
     full = grown_shapes(cfg, 0, STEPS)
     assert len(set(grown_shapes(cfg, 20, STEPS))) == 2  # precondition: a fresh start would compile twice
     assert resumed.compiles == len(set(full[20:])) == 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CLRS's protocol: one size per batch, sizes cycled from batch to batch
+
+
+def test_per_batch_draws_each_batch_at_one_size_in_cycle():
+    cfg = load(None, ["model.algorithm=bellman_ford", "train.sizes=[4, 7, 11]", "train.batch_size=6"])
+    assert cfg.train.size_mix == "per_batch"  # the default is CLRS's protocol
+    batches = [train_trajectories(cfg, s) for s in range(9)]
+    assert [sorted(set(b.n_node.tolist())) for b in batches] == [[4], [7], [11]] * 3
+    assert len({b.content_hash() for b in batches}) == 9  # every batch is new data
+    mixed = load(None, ["model.algorithm=bellman_ford", "train.sizes=[4, 7, 11]", "train.batch_size=6",
+                        "train.size_mix=per_sample"])
+    assert [train_trajectories(mixed, s).n_node.tolist() for s in range(2)] == [[4, 7, 11] * 2] * 2
+    with pytest.raises(ValueError, match="train.size_mix"):
+        load(None, ["train.size_mix=per_step"])
+
+
+def test_per_batch_run_pads_each_size_apart_and_resumes_bitwise(tmp_path):
+    """A 4-node batch is not padded to the 5-node batches' shape: one compile per size (plus growth within a size);
+    a resumed per-batch run replays the uninterrupted one bit for bit."""
+    cfg = load(None, [b for b in BASE if not b.startswith("train.size_mix")] + ["train.steps=12",
+                                                                               "train.checkpoint_every=5"])
+    ref = Trainer(cfg, tmp_path / "ref", progress=False)
+    ref.run()
+    running = set()  # (size group, running maximum of the group's batch buckets), computed here on the host
+    for k in range(2):
+        top = None
+        for s in range(k, 12, 2):
+            need = np.array(dataclasses.astuple(train_batch(cfg, s).pad_sizes))
+            top = need if top is None else np.maximum(top, need)
+            running.add((k, tuple(top.tolist())))
+    assert ref.compiles == len(running) >= 2
+
+    def stop(step, loss):
+        if step == 8:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        Trainer(cfg, tmp_path / "cut", progress=False).run(on_step=stop)
+    resumed = Trainer(cfg, tmp_path / "cut", resume=True, progress=False)
+    assert resumed.run()["resumed_from"] == 5
+    assert_trees_equal(resumed.params, ref.params)
+    assert stable(read_metrics(tmp_path / "cut")) == stable(read_metrics(tmp_path / "ref"))
 
 
 def test_resume_rejects_a_changed_config(reference):

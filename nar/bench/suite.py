@@ -39,6 +39,7 @@ RESULT_FORMAT = 1
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 ALL_ALGORITHMS = tuple(GRAPH_ALGORITHMS + SORTING_ALGORITHMS)
 AFFINITY_ENV = "NAR_BENCH_CORES"  # a worker's cores, set by its parent (not forked: JAX's threads may be running)
+TRAINED_WITH_FILE = "trained_with.json"
 CURVE_POINTS = 100  # training-curve points kept per series in a result file
 
 
@@ -161,6 +162,13 @@ def run_cell(suite: Suite, algorithm: str, processor: str, seed: int, results_di
             return done
         raise ValueError(f"{out} holds a result for another config; delete it or choose another --results folder")
     measured_with = environment()  # at the start: the code this process runs, even if the checkout moves on
+    # The environment training started in, kept in the run folder: a cell resumed (or only re-tested) under a
+    # later commit still records which commit trained its parameters.
+    trained_file = run / TRAINED_WITH_FILE
+    if not (run / "config.toml").exists():
+        run.mkdir(parents=True, exist_ok=True)
+        trained_file.write_text(json.dumps(measured_with, indent=1))
+    trained_with = json.loads(trained_file.read_text()) if trained_file.is_file() else None
     t0 = time.perf_counter()
     trainer = Trainer(config, run, resume=(run / "config.toml").exists(), progress=False)
     summary = trainer.run()
@@ -188,7 +196,7 @@ def run_cell(suite: Suite, algorithm: str, processor: str, seed: int, results_di
         "wall_seconds": {"train": t1 - t0, "eval": t2 - t1},
         "data": {"validation": validation_set(config).content_hash(), "train_batch_0": train_hash,
                  "test": {k: v.get("data_hash") for k, v in scores.items()}},
-        **measured_with, "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        **measured_with, "trained_with": trained_with, "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": command or cell_command, "cell_command": cell_command,
     }
