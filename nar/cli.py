@@ -2,7 +2,8 @@
 
     nar generate SUITE ...                     write a dataset suite (same as `python -m data_gen`)
     nar train --algorithm A --processor P ...  train a model into a run directory (resumable)
-    nar eval DIR [--sizes 16,64,256] ...       out-of-distribution table of a trained run
+    nar eval DIR [--sizes 16,64,256] ...       out-of-distribution table of a trained run (node-level score
+                                               and graph-level exact match per size)
     nar bench run SUITE ...                    accuracy benchmark cells (configs/bench/*.toml), resumable
     nar bench speed ...                        train/eval speed, compile time, memory and FLOPs
     nar bench suite-speed ...                  `make bench-speed`: every processor at n = 16 ... 1,024
@@ -174,7 +175,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--table", action="store_true",
                    help="GraphFSA: print the learned automaton (transitions used on the first size's test graphs)")
     e.add_argument("--last", action="store_true", help="the last parameters instead of the best-validation ones")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--json", action="store_true", help="results as JSON: per size 'score' (node-level), 'exact' "
+                   "(graph-level exact match), per output and per hint")
     _device_flags(e)
     e.set_defaults(func=_eval)
     sub.add_parser("bench", help="benchmarks: `nar bench run|speed|suite-speed|fsa-distance --help`",

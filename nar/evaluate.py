@@ -2,7 +2,8 @@
 
 `Evaluator` holds one jitted function per model (it compiles once per padded shape and counts its compiles);
 `evaluate_sizes` draws test sets (CLRS's test distribution up to n=64, sparse graphs beyond by default) and
-returns scores per size, per output probe and per hint.
+returns scores per size, per output probe and per hint: CLRS's node-level 'score' and the graph-level exact match
+'exact' (the fraction of test graphs whose every output is entirely right; `nar.metrics`).
 """
 
 from __future__ import annotations
@@ -107,8 +108,11 @@ def test_set(algorithm: str, n: int, cfg: EvalConfig) -> TrajectoryBatch:
 
 def evaluate_sizes(model: Model, params, cfg: EvalConfig, evaluator: Evaluator | None = None,
                    log=None) -> dict:
-    """{n: {'score', 'output/<name>', 'hint/<name>', 'graphs', 'family', 'data_hash', 'data_seconds',
-    'eval_seconds'}} for every size in cfg (`data_hash`: `TrajectoryBatch.content_hash` of the test set)."""
+    """{n: {'score', 'exact', 'output/<name>', 'exact/<name>', 'hint/<name>', 'graphs', 'family', 'data_hash',
+    'data_seconds', 'eval_seconds'}} for every size in cfg: 'score' is CLRS's node-level score, 'exact' the
+    fraction of test graphs whose every output is entirely right (NaN for a model without a non-scalar output),
+    'exact/<name>' the same per output (`nar.metrics`); `data_hash`: `TrajectoryBatch.content_hash` of the test
+    set."""
     evaluator = evaluator or Evaluator(model, cfg.closed_gate)
     algorithm = model.config.algorithm
     results = {}
@@ -122,7 +126,8 @@ def evaluate_sizes(model: Model, params, cfg: EvalConfig, evaluator: Evaluator |
                       "data_seconds": t1 - t0,
                       "eval_seconds": time.perf_counter() - t1}
         if log:
-            log(f"n={n}: score {res['score']:.4f} ({len(tb)} graphs, {time.perf_counter() - t1:.1f}s)")
+            log(f"n={n}: score {res['score']:.4f}, exact {res['exact']:.4f} ({len(tb)} graphs, "
+                f"{time.perf_counter() - t1:.1f}s)")
     return results
 
 
@@ -144,13 +149,19 @@ def evaluate_dataset(model: Model, params, path, cfg: EvalConfig, evaluator: Eva
 
 
 def format_table(results: dict, title: str = "") -> str:
-    """A plain-text table: one row per size, the score then each output and hint."""
+    """A plain-text table: one row per size, the node-level score and the graph-level exact match ('exact'), then
+    each output, each output's exact match (only with several outputs: with one it is 'exact') and each hint."""
     sizes = sorted(results)
-    keys = sorted({k for r in results.values() for k in r if "/" in k}, key=lambda k: (k.startswith("hint"), k))
-    head = f"{'n':>6} {'family':<13} {'graphs':>6} {'score':>7} " + " ".join(f"{k:>14}" for k in keys)
+    keys = {k for r in results.values() for k in r if "/" in k}
+    if sum(k.startswith("exact/") for k in keys) < 2:
+        keys = {k for k in keys if not k.startswith("exact/")}
+    order = {"output": 0, "exact": 1, "hint": 2}
+    keys = sorted(keys, key=lambda k: (order.get(k.split("/", 1)[0], 3), k))
+    head = f"{'n':>6} {'family':<13} {'graphs':>6} {'score':>7} {'exact':>7} " + " ".join(f"{k:>14}" for k in keys)
     lines = ([title] if title else []) + [head]
     for n in sizes:
         r = results[n]
         lines.append(f"{n:>6} {r['family']:<13} {r['graphs']:>6} {r['score']:>7.4f} "
+                     f"{r.get('exact', float('nan')):>7.4f} "
                      + " ".join(f"{r.get(k, float('nan')):>14.4f}" for k in keys))
     return "\n".join(lines)

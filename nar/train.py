@@ -237,8 +237,10 @@ class Progress:
             sys.stderr.write("\n")
 
 
-def _diff(a: dict, b: dict) -> list[str]:
-    return [f"{s}.{k}" for s in a for k in a[s] if a[s].get(k) != b.get(s, {}).get(k)]
+def config_diff(a: dict, b: dict) -> list[str]:
+    """The 'section.key' names whose values differ between two config dicts (`Config.to_dict`)."""
+    keys = {(s, k) for d in (a, b) for s in d for k in d[s]}
+    return sorted(f"{s}.{k}" for s, k in keys if a.get(s, {}).get(k) != b.get(s, {}).get(k))
 
 
 class Trainer:
@@ -262,7 +264,7 @@ class Trainer:
             if not config_path.is_file():
                 raise FileNotFoundError(f"cannot resume: {config_path} does not exist (no run in {self.out})")
             saved = load(config_path).to_dict()
-            changed = [k for k in _diff(saved, config.to_dict()) if k not in RESUMABLE_CHANGES]
+            changed = [k for k in config_diff(saved, config.to_dict()) if k not in RESUMABLE_CHANGES]
             if changed:
                 raise ValueError(f"cannot resume {self.out}: the config differs from the saved run in "
                                  f"{', '.join(changed)}")

@@ -435,7 +435,8 @@ def test_config_errors(make, match):
 def test_wrapper_configs_take_their_base_graph_and_triplets():
     """A wrapper lays batches out as its base processor does (message graph, triplets); the valid gate settings
     pass the cross-checks."""
-    assert ModelConfig(processor="forgetnet", base_processor="pgn").graph_kind == "input"
+    assert ModelConfig(processor="forgetnet", base_processor="pgn_mask").graph_kind == "input"
+    assert ModelConfig(processor="forgetnet", base_processor="pgn").graph_kind == "complete"
     assert ModelConfig(processor="g_forgetnet", base_processor="mpnn").graph_kind == "complete"
     assert ModelConfig(processor="forgetnet", base_processor="triplet_gmpnn").triplets
     assert not ModelConfig(processor="g_forgetnet", base_processor="gmpnn").triplets

@@ -1,7 +1,8 @@
 """GraphFSA: neighbour counts and characters against a Python loop (self-loops excluded, capped at k), the soft step
 as a stochastic matrix and the hard step as table lookups, a hand-written BFS automaton reproducing BFS's reach hints
-and parent pointers exactly, the hand-written Distance-parity automaton against networkx distances, the absorbing
-penalty against its formula, `describe` and `usage`, the configuration errors, and short training runs.
+and parent pointers exactly (the pointer through its fixed, unlearned rule, which the model declares), the
+hand-written Distance-parity automaton against networkx distances, the absorbing penalty against its formula,
+`describe` and `usage`, the configuration errors, and short training runs.
 
 Graphs are small (<= 60 nodes, except one sparse_er batch at n = 200) and runs are short: the whole module is meant
 to stay well under a minute on two CPU cores.
@@ -37,8 +38,9 @@ from nar.config import load
 from nar.data import generate
 from nar.data.batch import cover, make_batch
 from nar.metrics import batch_counts, scores
-from nar.model.fsa import FSAModel
+from nar.model.fsa import PARENT_RULE, FSAModel
 from nar.model.net import ModelConfig, graph_of
+from nar.processors import get_processor
 from nar.processors.base import Graph
 from nar.processors.graphfsa import MAX_TABLE_ENTRIES, GraphFSA
 from nar.train import METRICS_FILE, Trainer, build_model
@@ -272,6 +274,35 @@ def test_hand_bfs_automaton_reproduces_reach_hints_and_parents(bfs_batches):
     frozen = bfs_model(table_logits(np.array([[UNREACHED_BFS, REACHED_BFS]] * 4)))
     s = scores(frozen, predict(frozen, bfs_batches["tree"])[1])
     assert s["hint/reach_h"] < 1.0 and s["score"] < 1.0
+
+
+def test_bfs_pointer_is_decoded_by_a_fixed_rule_not_learned(bfs_batches):
+    """BFS's pi is not learned and every place that describes the model says so: the registry's description, the
+    model's `fixed_outputs` (DFS, with no output, has none). The rule has no parameters: two tables that give the same
+    reach trajectory give the same pi, and no loss on pi can move the table (its gradient is exactly 0) while the
+    model's own loss has no output term."""
+    entry = get_processor("graphfsa")
+    assert "fixed rule" in entry.description and "not learned" in entry.description
+    model = bfs_model(bfs_table())
+    assert model.fixed_outputs == {"pi": PARENT_RULE} and "not learned" in PARENT_RULE
+    assert FSAModel(ModelConfig(algorithm="dfs", processor="graphfsa"), rngs=nnx.Rngs(0)).fixed_outputs == {}
+
+    batch = bfs_batches["er"]
+    sharper = bfs_model(bfs_table() * 3.0)  # another table, the same hard automaton
+    pi, pi_sharper = (np.asarray(predict(m, batch)[0].outputs["pi"]) for m in (model, sharper))
+    np.testing.assert_array_equal(pi, pi_sharper)
+
+    graphdef, params = nnx.split(model)
+    weights = jnp.asarray(np.random.default_rng(0).normal(size=pi.shape), jnp.float32)
+
+    def pointer_objective(p):
+        return jnp.sum(nnx.merge(graphdef, p)(batch, train=True).outputs["pi"] * weights)
+
+    grad = np.asarray(jax.jit(jax.grad(pointer_objective))(params)["fsa"]["table"])
+    np.testing.assert_array_equal(grad, 0.0)
+    m = nnx.merge(graphdef, params)
+    _, parts = m.loss(m(batch, train=True), batch)
+    assert set(parts) == {"hint/reach_h"}
 
 
 # ---------------------------------------------------------------------------------------------------------------

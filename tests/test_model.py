@@ -746,9 +746,12 @@ def test_batch_counts_perfect_predictions_count_every_valid_row(algo):
                         {n: jnp.asarray(_perfect_logits(b, n, p)) for n, p in m.hint_probes.items()})
     counts = as_np(fast_jit(lambda p, b: batch_counts(m, p, b))(preds, b))
     n_real = int(tb.n_node.sum())
-    want_keys = {f"hint/{n}" for n in m.hint_probes} | {f"output/{n}" for n in SPECS[algo]
-                                                        if SPECS[algo][n][0] == Stage.OUTPUT}
+    outputs = [n for n in SPECS[algo] if SPECS[algo][n][0] == Stage.OUTPUT]
+    want_keys = ({f"hint/{n}" for n in m.hint_probes} | {f"output/{n}" for n in outputs}
+                 | {f"graph/output/{n}" for n in outputs} | {"graph/exact"})
     assert set(counts) == want_keys  # sorting: pred fused with pred_mask, no separate pred_mask entry
+    for key in ["graph/exact", *(f"graph/output/{n}" for n in outputs)]:  # every graph entirely right
+        np.testing.assert_array_equal(counts.pop(key), [len(tb), len(tb)], err_msg=key)
     for key, c in counts.items():
         stage, name = key.split("/")
         probe = (m.output_probes if stage == "output" else m.hint_probes)[name]
@@ -1065,7 +1068,8 @@ def test_model_config_rejects_bad_values(kwargs, key):
 
 def test_model_config_graph_kind():
     assert ModelConfig("bfs", "mpnn").graph_kind == "complete"
-    assert ModelConfig("bfs", "pgn").graph_kind == "input"
+    assert ModelConfig("bfs", "pgn").graph_kind == "complete"  # CLRS's PGN: messages masked, pointers over all nodes
+    assert ModelConfig("bfs", "pgn_mask").graph_kind == "input"
     assert ModelConfig("bfs", "mpnn", message_graph="input").graph_kind == "input"
     assert ModelConfig("insertion_sort", "pgn", message_graph="input").graph_kind == "complete"
     ModelConfig(teacher_forcing=1.0)  # both ends of [0, 1] are allowed

@@ -331,7 +331,7 @@ def test_no_recompile_within_a_bucket(reference, tmp_path):
 
 
 def test_evaluator_compiles_once_for_one_batches_call():
-    cfg = load(None, ["model.processor=pgn", "model.hidden=16"])  # PGN's own sparse message graph
+    cfg = load(None, ["model.processor=pgn_mask", "model.hidden=16"])  # the sparse input message graph
     model = build_model(cfg)
     params = nnx.to_pure_dict(nnx.split(model)[1])
     eval_cfg = from_dict({"eval": {"sizes": [48], "samples": 6, "graph": "sparse_er", "batch_size": 2}}).eval
@@ -352,9 +352,11 @@ def test_evaluator_compiles_once_for_one_batches_call():
     outputs = {f"output/{k}" for k in model.output_probes}
     hints = {f"hint/{k}" for k in model.hint_probes}
     assert outputs and hints
-    assert {k for k in r if "/" in k} == outputs | hints
-    assert all(0.0 <= r[k] <= 1.0 for k in outputs | hints)
+    exacts = {f"exact/{k}" for k in model.output_probes}
+    assert {k for k in r if "/" in k} == outputs | hints | exacts
+    assert all(0.0 <= r[k] <= 1.0 for k in outputs | hints | exacts | {"exact"})
     assert r["score"] == pytest.approx(np.mean([r[k] for k in outputs]))
+    assert r["exact"] == pooled["exact"] == r["exact/pi"]  # BFS: one output, its exact match is the graph's
 
     results[96] = dict(r, graphs=7)  # format_table needs only the fields; a second row without another compile
     table = format_table(results, "bfs / pgn").splitlines()
@@ -362,7 +364,8 @@ def test_evaluator_compiles_once_for_one_batches_call():
     assert all(k in table[1] for k in outputs | hints)
     rows = table[2:]
     assert [row.split()[0] for row in rows] == ["48", "96"]
-    assert rows[0].split()[1:4] == ["sparse_er", "6", f"{r['score']:.4f}"]
+    assert table[1].split()[:5] == ["n", "family", "graphs", "score", "exact"]
+    assert rows[0].split()[1:5] == ["sparse_er", "6", f"{r['score']:.4f}", f"{r['exact']:.4f}"]
     assert rows[1].split()[2] == "7"
 
 
@@ -391,7 +394,7 @@ def test_estimate_counts_stored_hints_and_evaluation_batches_fit(monkeypatch):
     for train in (True, False):
         extra = estimate_bytes(pad, 16, train, hint_probes=3) - estimate_bytes(pad, 16, train)
         assert extra == 4 * 10 * 3 * (4 * 100 + 1 * 1000)
-    cfg = load(None, ["model.algorithm=dfs", "model.processor=pgn", "model.hidden=16"])
+    cfg = load(None, ["model.algorithm=dfs", "model.processor=pgn_mask", "model.hidden=16"])
     tb = eval_test_set("dfs", 16, dataclasses.replace(cfg.eval, samples=8, graph="sparse_er"))
     assert [int((b.lengths > 0).sum()) for b in batches(tb, cfg.model, 8, 1 << 20)] == [8]
     one = batches(tb.select([0]), cfg.model, 1, 1 << 20)[0].pad_sizes
@@ -514,7 +517,8 @@ def test_cli_train_then_eval(tmp_path, capsys):
     assert set(report["results"]) == {"8", "16"}
     for r in report["results"].values():
         assert r["graphs"] == 4 and r["family"] == "er"
-        assert all(0.0 <= v <= 1.0 for k, v in r.items() if k == "score" or "/" in k)
+        assert all(0.0 <= v <= 1.0 for k, v in r.items() if k in ("score", "exact") or "/" in k)
+        assert "exact" in r and r["exact"] == r["exact/pi"]  # graph-level exact match beside the node-level score
 
     # The same run again without --resume is refused, naming the fix.
     assert main(argv) == 2

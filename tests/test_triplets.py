@@ -478,14 +478,14 @@ def test_model_needing_triplets_rejects_a_batch_without_them(net, bfs_tb):
 
 
 @pytest.mark.parametrize("name,gated,triplets", [("mpnn", False, False), ("pgn", False, False),
-                                                 ("gmpnn", True, False), ("triplet_mpnn", False, True),
-                                                 ("triplet_gmpnn", True, True)])
+                                                 ("pgn_mask", False, False), ("gmpnn", True, False),
+                                                 ("triplet_mpnn", False, True), ("triplet_gmpnn", True, True)])
 def test_registry_flags(name, gated, triplets):
     H = 16
     entry = get_processor(name)
     assert entry is PROCESSORS[name]
     assert entry.triplets is triplets
-    assert entry.default_message_graph == ("input" if name == "pgn" else "complete")
+    assert entry.default_message_graph == ("input" if name == "pgn_mask" else "complete")
     cfg = ModelConfig(algorithm="bfs", processor=name, hidden=H, triplet_features=5)
     assert cfg.triplets is triplets
     assert cfg.graph_kind == entry.default_message_graph
@@ -636,7 +636,7 @@ def test_evaluation_batches_share_one_shape_with_triplets(net):
                 pad.graphs - 1 - len(sigs)))
         assert sorted(got, key=repr) == sorted(want, key=repr)  # every sample exactly once
     res = Evaluator(model)(params, batches(tb, CONFIG, 2, 1 << 20))
-    assert set(res) == {"score", "output/pi", "hint/pi_h", "hint/reach_h"}
+    assert set(res) == {"score", "exact", "output/pi", "exact/pi", "hint/pi_h", "hint/reach_h"}
     assert all(0.0 <= v <= 1.0 for v in res.values()), res
 
 

@@ -3,6 +3,7 @@ report (`report`); `environment()` is what every result file records about where
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import resource
@@ -27,14 +28,39 @@ def peak_memory_bytes() -> int:
     return peak_rss_bytes()
 
 
+def _git(*args) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).parent).stdout.strip()
+
+
 def git_commit() -> str | None:
     """The commit measured (with '+dirty' when the tree has uncommitted changes), or None outside git."""
-    def run(*args):
-        return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-
     try:
-        return run("rev-parse", "HEAD") + ("+dirty" if run("status", "--porcelain") else "")
+        return _git("rev-parse", "HEAD") + ("+dirty" if _git("status", "--porcelain") else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def repository_root() -> Path | None:
+    """The work tree nar runs from, or None when it is not a git checkout (an installed package)."""
+    try:
+        return Path(_git("rev-parse", "--show-toplevel")).resolve()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def dirty_diff_hash() -> str | None:
+    """SHA-256 of the uncommitted changes (the diff against HEAD, untracked files' names and contents included),
+    None on a clean tree: a result measured from a dirty tree names exactly which changes it ran with."""
+    try:
+        status = _git("status", "--porcelain")
+        if not status:
+            return None
+        root = repository_root()
+        h = hashlib.sha256(_git("diff", "HEAD", "--binary").encode())
+        for name in _git("ls-files", "--others", "--exclude-standard").splitlines():
+            h.update(name.encode() + b"\0" + (root / name).read_bytes())
+        return h.hexdigest()
     except (OSError, subprocess.CalledProcessError):
         return None
 
@@ -53,4 +79,4 @@ def environment() -> dict:
                        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
             "versions": {"nar": nar.__version__, "jax": jax.__version__, "flax": flax.__version__,
                          "optax": optax.__version__, "numpy": np.__version__, "python": platform.python_version()},
-            "commit": git_commit()}
+            "commit": git_commit(), "dirty_diff_sha256": dirty_diff_hash()}

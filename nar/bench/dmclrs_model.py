@@ -47,7 +47,9 @@ def run_row(row: dict) -> dict:
 
     baselines, processors, samplers = _load_clrs()
     n, batch_size = int(row["n"]), int(row["batch_size"])
-    sampler, spec = samplers.build_sampler(row["algorithm"], num_samples=batch_size, length=n, seed=0)
+    # The same ER distribution as nar's row (p = 0.5, CLRS's default, or degree / (n - 1) for sparse graphs).
+    sampler, spec = samplers.build_sampler(row["algorithm"], num_samples=batch_size, length=n, seed=0,
+                                           p=(float(row["p"]),))
     batch = sampler.next(batch_size)
     model = baselines.BaselineModel(
         spec=spec,

@@ -2,8 +2,11 @@
 
 The report is a pure function of the files under `results/`: accuracy cells written by `nar bench run`
 (`results/<suite>/<cell>.json`) and speed rows written by `nar bench suite-speed` (`results/bench_speed/`). Scores
-are averaged over seeds (mean ± standard error); the published figures sit beside ours, marked as such. The
-README's results section (between its `results:begin` / `results:end` markers) is regenerated too.
+are averaged over seeds (mean ± standard error); the published figures sit beside ours, marked as such. Beside
+each size's node-level score (CLRS's micro-F1) stands the graph-level exact match ('exact': the share of test
+graphs whose every output is entirely right, `nar.metrics`); result files written before it was measured, and the
+published figures, have none ('—' / blank: never filled in). The README's results section (between its
+`results:begin` / `results:end` markers) is regenerated too.
 """
 
 from __future__ import annotations
@@ -24,26 +27,26 @@ SPEED_DIR = "bench_speed"
 MACHINE_FILE = "machine.json"  # the machine's matmul rate, the scale for the speed rows' GFLOP/s
 README_BEGIN, README_END = "<!-- results:begin (written by `make report`) -->", "<!-- results:end -->"
 
-# Published OOD micro-F1 (%) at n = 64: (mean, standard error or None, source). Ibarz et al. 2022, Table 2 holds
-# the CLRS-30 baselines (MPNN and PGN from Veličković et al. 2022) and Triplet-GMPNN; G-ForgetNet's BFS is from
-# Bohde et al. 2024. Values marked † are recalled in ../shared/reference/clrs.md §5 and checked only against the
-# paper's category averages, not read off the table.
+# Published OOD micro-F1 (%) at n = 64 after 10,000 steps: (mean, standard error or None, source). Ibarz et al.
+# 2022 ("A Generalist Neural Algorithmic Learner"), Table 2, holds the CLRS-30 baselines MPNN and PGN (first in
+# Veličković et al. 2022) beside Triplet-GMPNN. Only figures checked against the paper are kept
+# (../shared/reference/clrs.md §5): read off Table 2 ([V]), or recalled and confirmed by the paper's Table 1 category
+# means ([R✓], marked †). Figures recalled without a check (PGN on BFS, DFS and Bellman-Ford; MPNN on DFS) and
+# G-ForgetNet's BFS (known only from a secondary quotation, with no table to name) are left out.
 IBARZ = "Ibarz et al. 2022, Table 2"
+IBARZ_CHECKED = IBARZ + " †"
 PUBLISHED = {
-    ("bfs", "mpnn"): (99.89, 0.05, IBARZ), ("bfs", "pgn"): (99.63, None, IBARZ + " †"),
-    ("bfs", "triplet_gmpnn"): (99.73, 0.04, IBARZ), ("bfs", "g_forgetnet"): (99.96, None, "Bohde et al. 2024"),
-    ("dfs", "mpnn"): (6.54, 0.51, IBARZ + " †"), ("dfs", "pgn"): (8.71, None, IBARZ + " †"),
-    ("dfs", "triplet_gmpnn"): (47.79, 4.19, IBARZ + " †"),
-    ("bellman_ford", "mpnn"): (92.01, 0.28, IBARZ), ("bellman_ford", "pgn"): (92.99, None, IBARZ + " †"),
-    ("bellman_ford", "triplet_gmpnn"): (97.39, 0.19, IBARZ),
-    ("insertion_sort", "mpnn"): (19.81, None, IBARZ + " †"), ("insertion_sort", "pgn"): (44.37, None, IBARZ + " †"),
-    ("insertion_sort", "triplet_gmpnn"): (78.14, 4.64, IBARZ + " †"),
-    ("bubble_sort", "mpnn"): (5.27, None, IBARZ + " †"), ("bubble_sort", "pgn"): (6.01, None, IBARZ + " †"),
-    ("bubble_sort", "triplet_gmpnn"): (67.68, 5.50, IBARZ + " †"),
-    ("heapsort", "mpnn"): (10.94, None, IBARZ + " †"), ("heapsort", "pgn"): (5.27, None, IBARZ + " †"),
-    ("heapsort", "triplet_gmpnn"): (31.04, 5.82, IBARZ),
-    ("quicksort", "mpnn"): (11.30, None, IBARZ + " †"), ("quicksort", "pgn"): (6.17, None, IBARZ + " †"),
-    ("quicksort", "triplet_gmpnn"): (64.64, 5.12, IBARZ + " †"),
+    ("bfs", "mpnn"): (99.89, 0.05, IBARZ), ("bfs", "triplet_gmpnn"): (99.73, 0.04, IBARZ),
+    ("dfs", "triplet_gmpnn"): (47.79, 4.19, IBARZ_CHECKED),
+    ("bellman_ford", "mpnn"): (92.01, 0.28, IBARZ), ("bellman_ford", "triplet_gmpnn"): (97.39, 0.19, IBARZ),
+    ("insertion_sort", "mpnn"): (19.81, None, IBARZ_CHECKED), ("insertion_sort", "pgn"): (44.37, None, IBARZ_CHECKED),
+    ("insertion_sort", "triplet_gmpnn"): (78.14, 4.64, IBARZ_CHECKED),
+    ("bubble_sort", "mpnn"): (5.27, None, IBARZ_CHECKED), ("bubble_sort", "pgn"): (6.01, None, IBARZ_CHECKED),
+    ("bubble_sort", "triplet_gmpnn"): (67.68, 5.50, IBARZ_CHECKED),
+    ("heapsort", "mpnn"): (10.94, None, IBARZ_CHECKED), ("heapsort", "pgn"): (5.27, None, IBARZ_CHECKED),
+    ("heapsort", "triplet_gmpnn"): (31.04, 5.82, IBARZ_CHECKED),
+    ("quicksort", "mpnn"): (11.30, None, IBARZ_CHECKED), ("quicksort", "pgn"): (6.17, None, IBARZ_CHECKED),
+    ("quicksort", "triplet_gmpnn"): (64.64, 5.12, IBARZ_CHECKED),
 }
 PUBLISHED_STEPS = 10_000
 
@@ -67,9 +70,23 @@ def load_cells(results: str | Path) -> list[dict]:
     for path in sorted(Path(results).glob("*/*.json")):
         data = _read_json(path)
         if isinstance(data, dict) and data.get("format") == RESULT_FORMAT and "scores" in data:
-            cells.append({**data, "suite": path.parent.name})
+            cells.append({**data, "suite": path.parent.name, "processor": shown_processor(data)})
     order = {a: i for i, a in enumerate(ALL_ALGORITHMS)}
     return sorted(cells, key=lambda c: (c["suite"], order.get(c["algorithm"], 99), c["processor"], c["seed"]))
+
+
+# Processors renamed: (old name, date of the rename) -> the name of what a result measured before that date then
+# computes now. Before 2026-12-06 `pgn` was PGN's equations over the input graph plus self-loops with pointers
+# decoded over neighbours only (complete, unmasked on sorts): today's `pgn_mask`; `pgn` is now CLRS's PGN.
+RENAMED = {("pgn", "2026-12-06"): "pgn_mask"}
+
+
+def shown_processor(result: dict) -> str:
+    """The processor a result is reported under: its own name, or today's name for what it computed (`RENAMED`)."""
+    for (old, date), new in RENAMED.items():
+        if result.get("processor") == old and result.get("date", "") < date:
+            return new
+    return result["processor"]
 
 
 def load_machine(results: str | Path) -> dict | None:
@@ -94,9 +111,18 @@ def mean_se(values: list[float]) -> tuple[float, float | None]:
     return float(v.mean()), (float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None)
 
 
+def _exact_of(r: dict) -> float | None:
+    """A size result's graph-level exact match (a fraction), or None where it has none (written before it was
+    measured, or NaN: a model without a non-scalar output)."""
+    value = r.get("exact")
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
 def aggregate(cells: list[dict]) -> dict:
-    """{suite: {(algorithm, processor): {'sizes': {n: (mean, se)}, 'seeds': [...], 'steps': s, 'cells': [...]}}}
-    with scores in %; a size a cell skipped (too big) is left out of that cell's mean."""
+    """{suite: {(algorithm, processor): {'sizes': {n: (mean, se)}, 'exact': {n: (mean, se)}, 'counts': {n: (cells
+    with a score, cells with an exact match)}, 'seeds': [...], 'steps': s, 'cells': [...]}}} with scores in %; a
+    size a cell skipped (too big) is left out of that cell's mean, and a cell without an exact-match figure (a
+    result file from before it was measured) out of the exact match's."""
     groups: dict = defaultdict(lambda: defaultdict(list))
     for c in cells:
         groups[c["suite"]][(c["algorithm"], c["processor"])].append(c)
@@ -104,12 +130,17 @@ def aggregate(cells: list[dict]) -> dict:
     for suite, by_cell in groups.items():
         out[suite] = {}
         for key, members in by_cell.items():
-            per_size = defaultdict(list)
+            per_size, per_size_exact = defaultdict(list), defaultdict(list)
             for c in members:
                 for n, r in c["scores"].items():
                     if "score" in r:
                         per_size[int(n)].append(100.0 * r["score"])
+                        if _exact_of(r) is not None:
+                            per_size_exact[int(n)].append(100.0 * _exact_of(r))
             out[suite][key] = {"sizes": {n: mean_se(v) for n, v in sorted(per_size.items())},
+                               "exact": {n: mean_se(v) for n, v in sorted(per_size_exact.items())},
+                               "counts": {n: (len(v), len(per_size_exact.get(n, ()))) for n, v in
+                                          sorted(per_size.items())},
                                "seeds": sorted(c["seed"] for c in members),
                                "steps": sorted({c["training"]["steps"] for c in members}), "cells": members}
     return out
@@ -133,15 +164,45 @@ def _describe(cells: list[dict]) -> str:
     dates = sorted(c["date"][:10] for c in cells)
     commands = sorted({c["command"] for c in cells})
     commits = sorted({(c.get("commit") or "unknown")[:12] for c in cells})
+    trained = sorted({(c.get("trained_with") or {}).get("commit", "")[:12] for c in cells} - {"", *commits})
     return (f"{len(cells)} cells measured {dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0] else "")
-            + f" on {', '.join(devices)}, commit(s) {', '.join(commits)}; command(s): "
+            + f" on {', '.join(devices)}, commit(s) {', '.join(commits)}"
+            + (f" (trained at commit(s) {', '.join(trained)}, then tested at the commit(s) named)" if trained else "")
+            + "; command(s): "
             + "; ".join(f"`{c}`" for c in commands))
 
 
+NO_EXACT = "—"  # a size with a node-level score but no graph-level exact match (a result file from before it)
+
+
+def _fmt_exact(row: dict, n: int) -> str:
+    """The graph-level exact match cell at size n: '' where the size was not tested, NO_EXACT where no cell
+    measured it, and '(k of m seeds)' where only some of the cells that tested the size did."""
+    scored, measured = row.get("counts", {}).get(n, (0, 0))
+    if not scored:
+        return ""
+    if not measured:
+        return NO_EXACT
+    text = _fmt(row["exact"][n])
+    return text if measured == scored else f"{text} ({measured} of {scored} seeds)"
+
+
+def _fixed_outputs(algorithm: str, processor: str, cells: list[dict]) -> list[str]:
+    """Outputs a model decodes by a fixed rule rather than learns (GraphFSA's BFS parents, `fixed_outputs` in the
+    result file). Result files from before that field: an automaton's BFS parents were the same rule."""
+    from nar.processors import PROCESSORS
+
+    named = sorted({o for c in cells for o in c.get("fixed_outputs", {})})
+    legacy = processor in PROCESSORS and PROCESSORS[processor].automaton and algorithm == "bfs"
+    return named or (["pi"] if legacy and not any("fixed_outputs" in c for c in cells) else [])
+
+
 def score_table(agg: dict) -> str:
-    """One row per algorithm x processor (ours), the published rows after each algorithm's."""
-    head = ("| algorithm | processor | source | seeds | steps | " + " | ".join(f"n={n:,}" for n in SIZES) + " |\n"
-            + "|---|---|---|---:|---:|" + "---:|" * len(SIZES))
+    """One row per algorithm x processor (ours), the published rows after each algorithm's. Each size has two
+    columns: the node-level score ('n=...') and the graph-level exact match ('n=... exact')."""
+    head = ("| algorithm | processor | source | seeds | steps | "
+            + " | ".join(f"n={n:,} | n={n:,} exact" for n in SIZES) + " |\n"
+            + "|---|---|---|---:|---:|" + "---:|" * (2 * len(SIZES)))
     lines = [head]
     algorithms = [a for a in ALL_ALGORITHMS if any(k[0] == a for k in agg)]
     for algorithm in algorithms:
@@ -149,32 +210,59 @@ def score_table(agg: dict) -> str:
         for p in processors:
             row = agg[(algorithm, p)]
             steps = "/".join(f"{s:,}" for s in row["steps"])
-            lines.append(f"| {algorithm} | {p} | ours | {len(row['seeds'])} | {steps} | "
-                         + " | ".join(_fmt(row["sizes"].get(n)) for n in SIZES) + " |")
+            fixed = _fixed_outputs(algorithm, p, row["cells"])
+            label = p + (f" ({', '.join(fixed)}: fixed rule, not learned)" if fixed else "")
+            lines.append(f"| {algorithm} | {label} | ours | {len(row['seeds'])} | {steps} | "
+                         + " | ".join(f"{_fmt(row['sizes'].get(n))} | {_fmt_exact(row, n)}" for n in SIZES)
+                         + " |")
         for p in processors:
             if (algorithm, p) in PUBLISHED:
                 mean, se, source = PUBLISHED[(algorithm, p)]
-                cols = ["" if n != 64 else _fmt((mean, se)) for n in SIZES]
+                # a score at n = 64 only; no paper publishes an exact match: its columns stay blank
+                cols = [x for n in SIZES for x in ("" if n != 64 else _fmt((mean, se)), "")]
                 lines.append(f"| {algorithm} | {p} | published: {source} | | {PUBLISHED_STEPS:,} | "
                              + " | ".join(cols) + " |")
     return "\n".join(lines)
 
 
+def table_legend(agg: dict) -> str:
+    """What the score table's signs mean, and where each published figure comes from."""
+    shown = sorted({PUBLISHED[k][2] for k in agg if k in PUBLISHED})
+    lines = ["Scores: CLRS's micro-F1 over the test graphs' nodes, in %, at the best-validation parameters. "
+             "`n=… exact`: graph-level exact match, the % of test graphs whose every output is entirely right "
+             f"({NO_EXACT}: a result file from before it was measured). Ours: mean ± standard error of the mean over "
+             "the seeds listed (no ± for one seed)."]
+    if shown:
+        lines.append(
+            f"Published: OOD micro-F1 at n = 64 after {PUBLISHED_STEPS:,} steps, each beside the processor it was "
+            "measured on; ± as the paper reports it (the standard error over 3 seeds for MPNN and PGN, 10 for "
+            "Triplet-GMPNN); no paper reports an exact match. Source: Ibarz et al. 2022, \"A Generalist Neural "
+            "Algorithmic Learner\", Table 2 (MPNN and PGN are the CLRS-30 baselines of Veličković et al. 2022)."
+            + (" †: the figure as recalled in our reference notes, confirmed by the paper's Table 1 category "
+               "averages, not read off Table 2 itself." if IBARZ_CHECKED in shown else ""))
+    return " ".join(lines)
+
+
 def detail_table(agg: dict) -> str:
     """Per output and per hint, the seed-mean at each size tested (the score above is their mean)."""
-    lines = ["| algorithm | processor | n | score | per output | per hint |", "|---|---|---:|---:|---|---|"]
+    lines = ["| algorithm | processor | n | score | exact | per output | per hint |",
+             "|---|---|---:|---:|---:|---|---|"]
     for (algorithm, p), row in agg.items():
         sizes = sorted({int(n) for c in row["cells"] for n, r in c["scores"].items() if "score" in r})
         for n in sizes:
             parts = defaultdict(list)
             for c in row["cells"]:
                 for k, v in c["scores"].get(str(n), {}).items():
-                    if k.startswith(("output/", "hint/")):
+                    if k.startswith(("output/", "hint/", "exact/")) and isinstance(v, (int, float)) \
+                            and math.isfinite(v):
                         parts[k].append(100.0 * v)
             show = lambda kind: ", ".join(f"{k.split('/', 1)[1]} {np.mean(v):.1f}"  # noqa: E731
                                           for k, v in sorted(parts.items()) if k.startswith(kind))
-            lines.append(f"| {algorithm} | {p} | {n:,} | {_fmt(row['sizes'].get(n))} | {show('output/')} | "
-                         f"{show('hint/')} |")
+            outputs = show("output/")
+            if sum(k.startswith("exact/") for k in parts) > 1:  # with one output its exact match is the column's
+                outputs += f" (exact: {show('exact/')})"
+            lines.append(f"| {algorithm} | {p} | {n:,} | {_fmt(row['sizes'].get(n))} | {_fmt_exact(row, n)} | "
+                         f"{outputs} | {show('hint/')} |")
     return "\n".join(lines)
 
 
@@ -277,7 +365,8 @@ def _size_axis(ax, sizes: list[int]) -> None:
 
 
 def plot_sizes(agg: dict, suite: str, path: Path) -> Path:
-    """Score vs graph size (log x) per algorithm, a line per processor; published n=64 figures as stars."""
+    """Score vs graph size (log x) per algorithm, a line per processor: node-level score solid, graph-level exact
+    match dashed in the same colour (where measured); published n=64 figures as stars."""
     plt = _pyplot()
     algorithms = [a for a in ALL_ALGORITHMS if any(k[0] == a for k in agg)]
     colours = _colours({p for _, p in agg})
@@ -290,12 +379,18 @@ def plot_sizes(agg: dict, suite: str, path: Path) -> Path:
             means = [row["sizes"][n][0] for n in ns]
             errs = [row["sizes"][n][1] or 0.0 for n in ns]
             ax.errorbar(ns, means, yerr=errs, marker="o", ms=4, lw=1.5, capsize=2, color=colours[p], label=p)
+            exact = row.get("exact", {})
+            if exact:
+                ne = sorted(exact)
+                ax.errorbar(ne, [exact[n][0] for n in ne], yerr=[exact[n][1] or 0.0 for n in ne], marker="s",
+                            ms=4, mfc="none", lw=1.2, linestyle="--", capsize=2, color=colours[p],
+                            label="graph-level exact match, dashed")
             if (a, p) in PUBLISHED:
                 ax.plot([64], [PUBLISHED[(a, p)][0]], marker="*", ms=11, mfc="none", color=colours[p],
                         linestyle="none", label="published (n=64), same colour")
         _size_axis(ax, sorted({n for (a, _), row in agg.items() if a == algorithm for n in row["sizes"]}))
         ax.set_title(algorithm)
-        ax.set_ylabel("micro-F1 score (%)")
+        ax.set_ylabel("micro-F1 / exact match (%)")
         ax.set_ylim(-2, 102)
         ax.grid(alpha=0.3)
     return _finish(fig, axes, path)
@@ -406,8 +501,11 @@ def write_report(results: str | Path = "results", docs: str | Path = "docs", rea
         "",
         f"Generated by `{command}` from the result files under `{results}/` (one JSON per cell; every number below "
         "comes from one of them). Scores are CLRS's micro-F1 on test graphs, in %, at the best-validation "
-        "parameters; mean ± standard error over seeds. Published rows are the papers' numbers, at n = 64 after "
-        f"{PUBLISHED_STEPS:,} steps; † marks values our reference notes recall rather than read off the table.",
+        "parameters; mean ± standard error over seeds. Beside each size, `exact` is the graph-level exact match: the "
+        "% of test graphs whose every output is entirely right (docs/benchmarks.md); `—` where the result files "
+        "predate it (never filled in), `(k of m seeds)` where only some seeds' files have it. Published rows are the "
+        f"papers' numbers, at n = 64 after {PUBLISHED_STEPS:,} steps (none reports an exact match); † marks values "
+        "our reference notes recall rather than read off the table.",
         "",
     ]
     for suite in sorted(agg, key=lambda s: (s != "full", s)):
@@ -416,6 +514,7 @@ def write_report(results: str | Path = "results", docs: str | Path = "docs", rea
         train_png = plot_training(cells, suite, docs / "plots" / f"{suite}_training.png")
         written += [size_png, train_png]
         md += [f"## Suite `{suite}`", "", _describe(suite_cells), "", score_table(agg[suite]), "",
+               table_legend(agg[suite]), "",
                f"![score vs size](plots/{size_png.name})", "", f"![training loss](plots/{train_png.name})", "",
                "<details><summary>Per output and per hint</summary>", "", detail_table(agg[suite]), "",
                "</details>", ""]
@@ -460,19 +559,23 @@ def write_report(results: str | Path = "results", docs: str | Path = "docs", rea
 
 
 def data_table(data: dict) -> str:
-    """nar's trajectories/s next to dm-clrs's, from `make bench-data`'s JSON."""
-    lines = [f"Measured {data['date']} with `{data['command']}` ({data['machine']['cpus']} CPU cores).", "",
-             "| algorithm | n | nar traj/s (all cores) | nar traj/s (1 core) | dm-clrs traj/s | speed-up |",
+    """nar's trajectories/s next to dm-clrs's, from `make bench-data`'s JSON. The speed-up is like for like: nar
+    in one process against dm-clrs's sampler (one process); nar on all cores is a column of its own, never a
+    ratio."""
+    lines = [f"Measured {data['date']} with `{data['command']}` ({data['machine']['cpus']} CPU cores). Speed-up: "
+             "nar in one process ÷ dm-clrs's sampler in one process, on this machine.", "",
+             "| algorithm | n | nar traj/s (1 process) | dm-clrs traj/s (1 process) | speed-up, 1 process each | "
+             "nar traj/s (all cores, worker processes) |",
              "|---|---:|---:|---:|---:|---:|"]
     for r in data["results"]:
         if "skipped" in r:
             lines.append(f"| {r['algorithm']} | {r['n']:,} | skipped: {r['skipped']} | | | |")
             continue
-        ref, speedup = r.get("dmclrs_traj_per_s"), r.get("speedup")
+        ref, one = r.get("dmclrs_traj_per_s"), r["traj_per_s_1_core"]
         ref_text = "" if ref is None else f"{ref:,.2f}"
-        speedup_text = "" if not speedup else f"{speedup:.1f}x"
-        lines.append(f"| {r['algorithm']} | {r['n']:,} | {r['traj_per_s']:,.0f} | {r['traj_per_s_1_core']:,.0f} | "
-                     f"{ref_text} | {speedup_text} |")
+        speedup_text = f"{one / ref:.1f}x" if ref else ""
+        lines.append(f"| {r['algorithm']} | {r['n']:,} | {one:,.0f} | {ref_text} | {speedup_text} | "
+                     f"{r['traj_per_s']:,.0f} |")
     return "\n".join(lines)
 
 
@@ -486,9 +589,10 @@ def update_readme(readme: Path, suites: list[tuple[str, dict, list[dict]]], comm
     for i, (suite, agg, cells) in enumerate(suites):
         intro = f"Suite `{suite}` ({_describe(cells)})"
         if i == 0:
-            intro += (f"; regenerate with `{command}`. Full tables, per-output detail, training curves and speed: "
-                      "[docs/results.md](docs/results.md)")
-        lines += [intro + ".", "", score_table(agg), ""]
+            intro += (f"; regenerate with `{command}`. `n=… exact`: graph-level exact match, the % of test graphs "
+                      f"whose every output is entirely right ({NO_EXACT}: not measured). Full tables, per-output "
+                      "detail, training curves and speed: [docs/results.md](docs/results.md)")
+        lines += [intro + ".", "", score_table(agg), "", table_legend(agg), ""]
         if i == 0:
             lines += [f"![OOD score vs graph size](docs/plots/{suite}_sizes.png)", ""]
     head, rest = text.split(README_BEGIN, 1)

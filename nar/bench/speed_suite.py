@@ -36,6 +36,16 @@ def graph_for(n: int) -> str:
     return "er" if n <= 64 else "sparse_er"
 
 
+SPARSE_DEGREE = 5.0  # `nar bench speed --graph sparse_er`'s default expected degree
+
+
+def er_density(n: int) -> float:
+    """The ER edge probability of row n's graphs: CLRS's 0.5 on 'er', degree / (n - 1) on 'sparse_er' (each pair
+    an edge with that probability, which is also what dm-clrs's ER sampler draws given that p): dm-clrs is timed
+    on the same graph distribution as nar."""
+    return 0.5 if graph_for(n) == "er" else min(1.0, SPARSE_DEGREE / (n - 1))
+
+
 def _speed(algorithm: str, processor: str, n: int, mode: str, steps: int, timeout: float) -> dict:
     """`nar bench speed --json` for one mode in a child process: its JSON, or {'skipped': reason}."""
     argv = [sys.executable, "-m", "nar.cli", "bench", "speed", "--algorithm", algorithm, "--processor", processor,
@@ -128,7 +138,7 @@ def main(argv=None) -> int:
             row["command"] = command
             if path.exists():  # remeasured (--force): dm-clrs's figures for the same work stay until it is rerun
                 old = json.loads(path.read_text()).get("dm_clrs")
-                row.update({"dm_clrs": old} if old else {})
+                row.update({"dm_clrs": old} if old and old.get("p") == er_density(n) else {})
             path.write_text(json.dumps(row, indent=1))
             t, e = row.get("train", {}), row.get("eval", {})
             print(f"{processor:>14} n={n:<5} train {t.get('steps_per_s', float('nan')):8.2f} steps/s  "
@@ -137,7 +147,8 @@ def main(argv=None) -> int:
                   + " ".join(f"[{m}: {row[m + '_skipped']}]" for m in ("train", "eval") if m + "_skipped" in row),
                   flush=True)
     if args.dmclrs_python:
-        want = [{"algorithm": args.algorithm, "processor": p, "n": n, "batch_size": batch_for(n), "mode": mode}
+        want = [{"algorithm": args.algorithm, "processor": p, "n": n, "batch_size": batch_for(n), "mode": mode,
+                 "p": er_density(n)}
                 for p in processors if p in DMCLRS_PROCESSORS for n in sizes if n <= DMCLRS_MAX_N
                 for mode in ("train", "eval")]
         for ref in dmclrs_rows(args.dmclrs_python, want, timeout=args.timeout):
@@ -147,6 +158,7 @@ def main(argv=None) -> int:
             value = ref.get("steps_per_s" if ref["mode"] == "train" else "graphs_per_s")
             row.setdefault("dm_clrs", {})[key] = round(value, 3) if value is not None else ref.get("error", "failed")
             row["dm_clrs"]["version"] = ref.get("dm_clrs", "2.0.3")
+            row["dm_clrs"]["p"] = ref["p"]  # the same graph distribution as nar's row
             path.write_text(json.dumps(row, indent=1))
     return 0
 

@@ -27,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nar.bench import environment
-from nar.config import Config, from_dict, read_toml
+from nar.bench import environment, git_commit, repository_root
+from nar.config import Config, from_dict, parse_set, read_toml
 from nar.config import load as load_config
 from nar.evaluate import Evaluator, evaluate_sizes
 from nar.processors import PROCESSORS
 from nar.specs import GRAPH_ALGORITHMS, SORTING_ALGORITHMS
-from nar.train import METRICS_FILE, Trainer, train_trajectories, validation_set
+from nar.train import METRICS_FILE, Trainer, config_diff, train_trajectories, validation_set
 
 RESULT_FORMAT = 1
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -54,6 +54,7 @@ class Suite:
     overrides: dict  # {"model"|"train"|"eval": {key: value}}
     path: str = ""
     xla_flags: str = ""  # set in XLA_FLAGS before JAX starts (by `nar bench run`), recorded in every result
+    sets: tuple[str, ...] = ()  # `--set` overrides, passed on to `--jobs` workers
 
     def cells(self) -> list[tuple[str, str, int]]:
         return [(a, p, s) for a in self.algorithms for p in self.processors for s in self.seeds]
@@ -71,8 +72,10 @@ def _names(value, known, what: str) -> tuple:
     return tuple(value)
 
 
-def load_suite(path: str | Path, algorithms=None, processors=None, seeds=None, steps: int | None = None) -> Suite:
-    """A suite file, optionally narrowed (`algorithms`, `processors`, `seeds`) or with another step budget."""
+def load_suite(path: str | Path, algorithms=None, processors=None, seeds=None, steps: int | None = None,
+               sizes=None, sets: list[str] | None = None) -> Suite:
+    """A suite file, optionally narrowed (`algorithms`, `processors`, `seeds`), with another step budget, other
+    test sizes or `section.key=value` overrides laid over its sections (`sets`, e.g. train.size_mix=per_sample)."""
     path = Path(path)
     data = read_toml(path, "suite file")
     keys = {"name", "algorithms", "processors", "seeds", "xla_flags", "model", "train", "eval"}
@@ -82,12 +85,19 @@ def load_suite(path: str | Path, algorithms=None, processors=None, seeds=None, s
         if key not in data:
             raise ValueError(f"suite file {path} lacks {key!r}")
     overrides = {s: dict(data.get(s, {})) for s in ("model", "train", "eval")}
+    for section, values in parse_set(sets or []).items():
+        if section not in overrides:
+            raise ValueError(f"--set: unknown section {section!r}; valid: model, train, eval")
+        overrides[section].update(values)
     for section in overrides.values():
         for key in ("algorithm", "processor", "seed"):
             if key in section:
-                raise ValueError(f"suite file {path}: set {key}s with the top-level list, not in a section")
+                raise ValueError(f"suite file {path}: set {key}s with the top-level list (or --{key}s), not in a "
+                                 f"section or --set")
     if steps is not None:
         overrides["train"]["steps"] = steps
+    if sizes is not None:
+        overrides["eval"]["sizes"] = list(sizes)
     try:
         from_dict(overrides)  # unknown keys and bad values fail here, before any cell runs
     except ValueError as e:
@@ -99,7 +109,7 @@ def load_suite(path: str | Path, algorithms=None, processors=None, seeds=None, s
     processors = data["processors"] if processors is None else processors
     return Suite(str(data["name"]), _names(algorithms, ALL_ALGORITHMS, "algorithm(s)"),
                  _names(processors, tuple(PROCESSORS), "processor(s)"), seeds, overrides,
-                 str(path), str(data.get("xla_flags", "")))
+                 str(path), str(data.get("xla_flags", "")), tuple(sets or ()))
 
 
 def cell_name(algorithm: str, processor: str, seed: int) -> str:
@@ -160,7 +170,11 @@ def run_cell(suite: Suite, algorithm: str, processor: str, seed: int, results_di
         if done.get("config") == config.to_dict():
             log(f"{name}: finished earlier ({out}), not recomputed")
             return done
-        raise ValueError(f"{out} holds a result for another config; delete it or choose another --results folder")
+        changed = config_diff(done.get("config", {}), config.to_dict())
+        if not all(k.startswith("eval.") for k in changed):
+            raise ValueError(f"{out} holds a result for another config ({', '.join(changed)} differ); delete it or "
+                             f"choose another --results folder")
+        log(f"{name}: finished earlier with other test settings ({', '.join(changed)}): tested again from its run")
     measured_with = environment()  # at the start: the code this process runs, even if the checkout moves on
     # The environment training started in, kept in the run folder: a cell resumed (or only re-tested) under a
     # later commit still records which commit trained its parameters.
@@ -185,11 +199,14 @@ def run_cell(suite: Suite, algorithm: str, processor: str, seed: int, results_di
     t2 = time.perf_counter()
     train_hash = train_trajectories(config, 0).content_hash()
     cell_command = (f"nar bench run {suite.path} --algorithms {algorithm} --processors {processor} "
-                    f"--seeds {seed} --steps {config.train.steps}")
+                    f"--seeds {seed} --steps {config.train.steps} --sizes {','.join(map(str, config.eval.sizes))}"
+                    + "".join(f" --set {item}" for item in suite.sets))
     result = {
         "format": RESULT_FORMAT, "suite": suite.name, "algorithm": algorithm, "processor": processor, "seed": seed,
         "config": config.to_dict(), "sizes": list(config.eval.sizes),
         "families": {k: v.get("family") for k, v in scores.items()}, "scores": scores,
+        # outputs decoded by a fixed rule, not learned (GraphFSA's BFS pi): {output: the rule}
+        **({"fixed_outputs": trainer.model.fixed_outputs} if getattr(trainer.model, "fixed_outputs", None) else {}),
         "training": {"steps": summary["steps"], "best_step": summary["best_step"],
                      "best_val_score": summary["best_val_score"], "resumed_from": summary["resumed_from"],
                      "compiles": summary["compiles"], "curve": _curve(run / METRICS_FILE)},
@@ -204,18 +221,35 @@ def run_cell(suite: Suite, algorithm: str, processor: str, seed: int, results_di
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1))
     os.replace(tmp, out)  # atomic: a killed write leaves no half file behind
-    shown = " ".join(f"n={k}:{v['score']:.3f}" if "score" in v else f"n={k}:skipped" for k, v in scores.items())
+    shown = " ".join(f"n={k}:{v['score']:.3f}/{v.get('exact', float('nan')):.3f}" if "score" in v
+                     else f"n={k}:skipped" for k, v in scores.items())  # node-level score / graph-level exact
     log(f"{name}: {shown} (train {t1 - t0:.0f}s, test {t2 - t1:.0f}s)")
     return result
 
 
+def check_clean(results_dir: Path, allow_dirty: bool) -> None:
+    """Refuse to write results into the repository's own folders from a tree with uncommitted changes: such a
+    result could not be regenerated from any commit. `allow_dirty` lets it through; the result then records the
+    hash of the changes (`dirty_diff_sha256`)."""
+    root = repository_root()
+    commit = git_commit() or ""
+    if allow_dirty or root is None or not commit.endswith("+dirty"):
+        return
+    if results_dir.resolve().is_relative_to(root):
+        raise ValueError(f"the work tree {root} has uncommitted changes: results written into {results_dir} "
+                         f"could not be regenerated from any commit. Commit first, write elsewhere (--results), or "
+                         f"pass --allow-dirty (the result then records the hash of the changes)")
+
+
 def run_suite(suite: Suite, results_dir: str | Path | None = None, runs_dir: str | Path | None = None,
-              command: str = "", log=print, jobs: int = 1) -> dict:
+              command: str = "", log=print, jobs: int = 1, allow_dirty: bool = False) -> dict:
     """Every cell of the suite; {'done': [...], 'unsupported': {cell: reason}}. With `jobs` > 1 the cells run
     in that many worker processes, each pinned to its own share of the cores (small models use one core poorly,
-    and XLA compiles on one thread), their logs in `<runs_dir>/<cell>.log`."""
+    and XLA compiles on one thread), their logs in `<runs_dir>/<cell>.log`. Results are not written into the
+    repository from a dirty tree unless `allow_dirty` (`check_clean`)."""
     results_dir = Path(results_dir or Path("results") / suite.name)
     runs_dir = Path(runs_dir or Path("runs") / "bench" / suite.name)
+    check_clean(results_dir, allow_dirty)
     todo, unsupported = [], {}
     for algorithm, processor, seed in suite.cells():
         try:
@@ -229,11 +263,12 @@ def run_suite(suite: Suite, results_dir: str | Path | None = None, runs_dir: str
             log(f"[{i + 1}/{len(todo)}] {cell_name(algorithm, processor, seed)}")
             run_cell(suite, algorithm, processor, seed, results_dir, runs_dir, command, log)
     else:
-        _run_workers(suite, todo, results_dir, runs_dir, command, log, jobs)
+        _run_workers(suite, todo, results_dir, runs_dir, command, log, jobs, allow_dirty)
     return {"done": [cell_name(*c) for c in todo], "unsupported": unsupported}
 
 
-def _run_workers(suite: Suite, todo: list, results_dir: Path, runs_dir: Path, command: str, log, jobs: int):
+def _run_workers(suite: Suite, todo: list, results_dir: Path, runs_dir: Path, command: str, log, jobs: int,
+                 allow_dirty: bool = False):
     """Each cell as `nar bench run` in its own process, at most `jobs` at once; raises if any cell failed."""
     cores = sorted(os.sched_getaffinity(0))
     share = [cores[i::jobs] for i in range(jobs)] if len(cores) >= jobs else [cores] * jobs
@@ -244,10 +279,12 @@ def _run_workers(suite: Suite, todo: list, results_dir: Path, runs_dir: Path, co
             algorithm, processor, seed = cell = pending.pop(0)
             slot = next(i for i in range(jobs) if i not in {s for s, _, _ in running.values()})
             name = cell_name(*cell)
-            steps = cell_config(suite, *cell).train.steps
+            cfg = cell_config(suite, *cell)
             argv = [sys.executable, "-m", "nar.cli", "bench", "run", suite.path, "--algorithms", algorithm,
-                    "--processors", processor, "--seeds", str(seed), "--steps", str(steps),
-                    "--results", str(results_dir), "--runs", str(runs_dir), "--command", command]
+                    "--processors", processor, "--seeds", str(seed), "--steps", str(cfg.train.steps),
+                    "--sizes", ",".join(map(str, cfg.eval.sizes)), "--results", str(results_dir),
+                    "--runs", str(runs_dir), "--command", command] + (["--allow-dirty"] if allow_dirty else [])
+            argv += [f"--set={item}" for item in suite.sets]
             out = open(runs_dir / f"{name}.log", "w")
             env = {**os.environ, AFFINITY_ENV: ",".join(map(str, share[slot]))}  # applied by the worker's main()
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -280,6 +317,13 @@ def main(argv=None) -> int:
     p.add_argument("--processors", help="comma-separated subset (default: the suite's)")
     p.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
     p.add_argument("--steps", type=int, help="another training budget (a new result, not the suite's)")
+    p.add_argument("--sizes", help="comma-separated test sizes (default: the suite's); a finished cell is "
+                                   "tested again from its run, not retrained")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="write into the repository's results from a tree with uncommitted changes (the result "
+                        "records the changes' hash)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a key of every cell's config (repeatable; a new result, not the suite's)")
     p.add_argument("--results", help="result folder (default: results/<suite name>)")
     p.add_argument("--runs", help="run folder (default: runs/bench/<suite name>)")
     p.add_argument("--jobs", type=int, default=1, help="cells run at once, in worker processes (default 1)")
@@ -292,13 +336,17 @@ def main(argv=None) -> int:
         seeds = _list(args.seeds)
         if seeds is not None and not all(s.lstrip("-").isdigit() for s in seeds):
             raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}")
+        sizes = _list(args.sizes)
+        if sizes is not None and not all(n.isdigit() for n in sizes):
+            raise ValueError(f"--sizes must be comma-separated positive integers, got {args.sizes!r}")
         suite = load_suite(args.suite, _list(args.algorithms), _list(args.processors),
-                           None if seeds is None else [int(s) for s in seeds], args.steps)
+                           None if seeds is None else [int(s) for s in seeds], args.steps,
+                           None if sizes is None else [int(n) for n in sizes], args.set)
         if suite.xla_flags and suite.xla_flags not in os.environ.get("XLA_FLAGS", ""):
             # Read when JAX's backend starts, which it has not yet: nothing above computes on a device.
             os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {suite.xla_flags}".strip()
         summary = run_suite(suite, args.results, args.runs, args.command or "nar " + shlex.join(argv),
-                            jobs=args.jobs)
+                            jobs=args.jobs, allow_dirty=args.allow_dirty)
     except (ValueError, FileExistsError, MemoryError, RuntimeError) as e:
         print(f"nar bench run: error: {e}", file=sys.stderr)
         return 2

@@ -6,10 +6,12 @@ pointing to j is the processing edge j -> i (sender j, receiver i), so a pointer
 edges a node receives, and memory grows with edges, not n^2.
 
 Message graphs:
-- `complete`: every ordered pair of nodes of a sample, self-pairs included (CLRS's MPNN; always used for sorts).
-- `input`: the input graph made symmetric, plus self-loops (CLRS's PGN). Every pointer of our graph algorithms
-  follows an input edge, so the pointer edges CLRS adds to PGN's adjacency are already present; a pointer that is
-  not an edge is an error, not a silent extra edge.
+- `complete`: every ordered pair of nodes of a sample, self-pairs included (CLRS's MPNN and PGN; always used for
+  sorts). PGN masks its messages on it to CLRS's adjacency (`nar.model.net.adjacency`, from the encoded `adj` and
+  pointers), so its pointers are still decoded over every node.
+- `input`: the input graph made symmetric, plus self-loops (`pgn_mask`, the sparse neighbours-only PGN). Every
+  pointer of our graph algorithms follows an input edge, so the pointer edges CLRS adds to PGN's adjacency are
+  already present; a pointer that is not an edge is an error, not a silent extra edge.
 
 Batches are padded to shape buckets (`bucket`), so a run compiles once per bucket. jraph's convention is kept:
 the last graph slot is a padding graph that owns every padding node and edge.

@@ -6,12 +6,14 @@ predicts hint t + 1 from the automaton's own previous state (free-running, as Di
 `teacher_forcing` > 0 a sample restarts from the true hint with that probability). The loss is Diff-FSA's squared
 error between the class probabilities and the one-hot truth, over real nodes and steps.
 
-BFS's output pi names a neighbour, which no per-node automaton holds; it is read by a fixed rule from the
-predicted reach trajectory (the hybrid): a node reached at step t takes the lowest-index in-neighbour reached
-before t, which is CLRS's tie-break, and the source and unreached nodes point to themselves. The pointer is thus
-exact exactly when the learned reach trajectory is. DFS has no such rule (its parents depend on the visiting order),
-so a DFS run scores the colour hint only; the colours themselves follow a global stack and the neighbours' index
-order, which a count-based automaton cannot see: DFS is a documented limitation, trained and scored to show it.
+BFS's output pi is NOT learned. It names a neighbour, which no per-node automaton holds, so it is decoded by a
+fixed, hand-written rule (`PARENT_RULE`) from the learned reach trajectory: a node first reached at step t points to
+its lowest-index in-neighbour reached before t (CLRS's BFS picks exactly that parent), and the source and unreached
+nodes point to themselves. No parameter is involved and no loss trains it; its score ('output/pi') measures the
+learned reach trajectory seen through that rule, and is exact exactly when the trajectory is. The model says so in
+`FSAModel.fixed_outputs` ({output: the rule}). DFS has no such rule (its parents depend on the visiting order), so a
+DFS run scores the colour hint only; the colours themselves follow a global stack and the neighbours' index order,
+which a count-based automaton cannot see: DFS is a documented limitation, trained and scored to show it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from nar.specs import Stage, Type
 #: Log-odds / log-probability floor for the hint logits read from state probabilities.
 _LOG_FLOOR = 1e-6
 _STATE_NAMES = {"reach_h": ["unreached", "reached"], "color": ["white", "grey", "black"]}
+#: How BFS's pi is decoded (module docstring): a fixed rule, not a learned readout.
+PARENT_RULE = ("fixed rule, not learned: a node first reached at step t points to its lowest-index in-neighbour "
+               "reached before t; the source and unreached nodes point to themselves")
 
 
 class FSAModel(nnx.Module):
@@ -43,8 +48,9 @@ class FSAModel(nnx.Module):
         self.hint_probes = {name: probe}
         self.input_probes = {}
         outputs = probes(config.algorithm, Stage.OUTPUT)
-        # The pointer readout needs a reach mask: BFS's pi.
+        # BFS's pi, decoded from the reach mask by a fixed rule (not learned): `fixed_outputs` says so.
         self.output_probes = {"pi": outputs["pi"]} if probe[1] == Type.MASK else {}
+        self.fixed_outputs = {"pi": PARENT_RULE} if self.output_probes else {}
         self.classes = 2 if probe[1] == Type.MASK else probe[2]
         states = config.fsa_states or self.classes
         if states < self.classes:
@@ -94,8 +100,9 @@ class FSAModel(nnx.Module):
         return Predictions(outputs, {self.hint_name: logits}, {})
 
     def _parent_readout(self, start_N, reach_TxN, batch: Batch, graph):
-        """BFS's pi as edge logits (0 on the chosen parent edge, -1 elsewhere) from a predicted reach trajectory:
-        each node's parent is its lowest-index in-neighbour reached at an earlier step (module docstring)."""
+        """BFS's pi as edge logits (0 on the chosen parent edge, -1 elsewhere) from a predicted reach trajectory, by
+        the fixed rule `PARENT_RULE` (no parameters, no gradient): each node's parent is its lowest-index
+        in-neighbour reached at an earlier step (module docstring)."""
         T = reach_TxN.shape[0]
         live_TxN = (jnp.arange(T)[:, None] + 1 < batch.lengths[graph.node_graph][None, :])
         reached_TxN = jnp.concatenate([start_N[None], reach_TxN & live_TxN])

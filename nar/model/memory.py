@@ -57,13 +57,15 @@ _MPNN = Footprint(n_eval=13, e_eval=6.5, n_train=24, e_train=9.5, n_step=11, e_s
 _GMPNN = Footprint(n_eval=14, e_eval=6.5, n_train=24, e_train=9.5, n_step=17, e_step=8)  # the gate: 6 H per step
 FOOTPRINTS: dict[str, Footprint] = {
     "mpnn": _MPNN,
-    "pgn": _MPNN,  # MPNN's equations on another message graph
+    "pgn": _MPNN,  # MPNN's equations, messages masked ([E] booleans per step, small beside the [E, H] tensors)
+    "pgn_mask": _MPNN,  # MPNN's equations on the input message graph
     "gmpnn": _GMPNN,
     "triplet_mpnn": Footprint(n_eval=10, e_eval=8.5, n_train=18, e_train=15, n_step=11, e_step=11,
                               t_eval=4.5, t_train=5.5, t_step=1),
     "triplet_gmpnn": Footprint(n_eval=10, e_eval=8.5, n_train=18, e_train=15, n_step=17, e_step=11,
                                t_eval=4.5, t_train=5.5, t_step=1),
-    "tropical": Footprint(n_eval=23, e_eval=6.5, n_train=4, e_train=8, n_step=36, e_step=5, n_train_hh=6.5),
+    # n_train_hh: the default per-head maps (tropical_maps = "head_shared"); "full" (d x d maps) needs about 6.5
+    "tropical": Footprint(n_eval=23, e_eval=6.5, n_train=4, e_train=8, n_step=36, e_step=5, n_train_hh=1.0),
     # The wrappers around their default base, MPNN (their own history terms are [N, H] per step).
     "forgetnet": _MPNN,
     "g_forgetnet": _GMPNN,

@@ -4,7 +4,10 @@ Per processor step t = 0 .. T-2 (`lax.scan` over the batch's padded steps): inpu
 encoded and summed, the processor updates the hidden state, decoders predict hint t+1 and the outputs. Hint 0 is
 always the ground truth; later hints are the model's own predictions fed back (soft by default), or the truth with
 probability `teacher_forcing` per sample in training. A sample's outputs are frozen at its own length: they come
-from step max(L - 2, 0), as in CLRS (decoded once, from that step's decoder inputs).
+from step max(L - 2, 0), as in CLRS (decoded once, from that step's decoder inputs). For PGN (a processor registered
+with `adjacency`) the processor's messages are masked, at every step, to CLRS's adjacency (`adjacency`): the
+self-loops, the input graph and the encoded pointers, on the complete message graph, whose pointer decoders still
+score every node.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from nar.model.segment import log_sinkhorn
 from nar.processors import get_processor
 from nar.processors.base import Graph
 from nar.processors.graphfsa import check_fsa_algorithm
-from nar.processors.tropical import VALUATIONS
-from nar.specs import SPECS, Stage, Type
+from nar.processors.tropical import MAPS, VALUATIONS
+from nar.specs import SPECS, Location, Stage, Type
 
 HINT_MODES = ("encoded_decoded", "decoded_only", "none")
 HINT_REPRED = ("soft", "hard", "hard_on_eval")
@@ -50,6 +53,9 @@ class ModelConfig:
     triplet_features: int = 8  # Triplet-GMPNN
     heads: int = 4  # tropical attention
     valuation: str = "log1p"  # tropical attention: "log1p" (released code) or "log" (paper)
+    tropical_maps: str = "head_shared"  # tropical: max-plus maps per head (released code), "per_head" or "full"
+    tropical_bias: bool = False  # tropical: biases on the attention's Euclidean maps (not in the paper)
+    tropical_skip: bool = False  # tropical: untied learned residual R z instead of the identity (not in the paper)
     base_processor: str = "mpnn"  # the processor ForgetNet / G-ForgetNet wrap
     fsa_states: int = 0  # GraphFSA: states per node (0: the classes of the tracked hint)
     fsa_bound: int = 1  # GraphFSA: neighbour counts are capped at this bound k
@@ -74,6 +80,10 @@ class ModelConfig:
                   (self.fsa_states >= 0 and self.fsa_bound >= 1,
                    f"fsa_states must be >= 0 and fsa_bound >= 1, got {self.fsa_states} and {self.fsa_bound}"),
                   (self.valuation in VALUATIONS, f"valuation must be one of {VALUATIONS}, got {self.valuation!r}"),
+                  (self.tropical_maps in MAPS, f"tropical_maps must be one of {MAPS}, got {self.tropical_maps!r}"),
+                  (isinstance(self.tropical_bias, bool) and isinstance(self.tropical_skip, bool),
+                   f"tropical_bias and tropical_skip must be true or false, got {self.tropical_bias!r} and "
+                   f"{self.tropical_skip!r}"),
                   (self.message_graph in (None, "complete", "input"),
                    f"message_graph must be 'complete' or 'input', got {self.message_graph!r}")]
         for ok, msg in checks:
@@ -109,6 +119,35 @@ def graph_of(batch: Batch) -> Graph:
                  batch.dense_nodes)
 
 
+def reverse_edges(graph: Graph):
+    """[E] index of each edge's reverse (r -> s for the edge s -> r) on complete message graphs, whose sample g lays
+    out its n_g^2 edges receiver-major after the earlier samples' (`nar.data.batch.message_graph_edges`). Padding
+    edges (self-loops of a padding node) are their own reverse."""
+    n_G = jnp.asarray(graph.n_node)
+    node_off_G = jnp.cumsum(n_G) - n_G
+    edge_off_G = jnp.cumsum(n_G * n_G) - n_G * n_G
+    g_E = jnp.asarray(graph.edge_graph)
+    s_E = graph.senders - node_off_G[g_E]
+    r_E = graph.receivers - node_off_G[g_E]
+    rev_E = edge_off_G[g_E] + s_E * n_G[g_E] + r_E
+    return jnp.where(g_E == graph.num_graphs - 1, jnp.arange(graph.num_edges), rev_E)
+
+
+def adjacency(feats, probes, graph: Graph, reverse_E, base_E=None):
+    """[E] bool: CLRS's adjacency on the edges of a complete message graph (dm-clrs `encoders.accum_adj_mat`,
+    used by its PGN): the self-loops, every encoded edge mask made symmetric (> 0; the input graph's `adj`) and every
+    encoded node pointer made symmetric (p_ij + p_ji > 0.5; soft predicted pointers included). `base_E`: an
+    adjacency already accumulated (the inputs'), to which these probes' edges are added."""
+    adj_E = graph.senders == graph.receivers if base_E is None else base_E
+    for name, (location, type_, _) in probes.items():
+        x = feats[name]
+        if type_ in POINTERS:
+            adj_E = adj_E | (x + x[reverse_E] > 0.5)
+        elif location == Location.EDGE and type_ == Type.MASK:
+            adj_E = adj_E | (x + x[reverse_E] > 0.0)
+    return adj_E
+
+
 class Model(nnx.Module):
     """CLRS's encode-process-decode network for one algorithm and processor (module docstring); call it on a `Batch`."""
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs, **processor_options):
@@ -133,6 +172,9 @@ class Model(nnx.Module):
         self.output_decoder = Decoder(self.output_probes, H, edge_in, rngs=rngs)
         self.hint_decoder = Decoder(self.hint_probes, H, edge_in, rngs=rngs) if decode_hints else None
         self.encode_hints = encode_hints
+        # PGN: messages masked to CLRS's adjacency at every step. On the input message graph every edge is already
+        # in it (the symmetric input graph plus self-loops holds every pointer), so there is nothing to mask.
+        self.adjacency = core.adjacency and config.graph_kind == "complete"
         # Unrolling of the time loop: 1 in normal use; benchmarks unroll fully so that XLA's cost analysis counts
         # every step (it counts a loop body once).
         self.scan_unroll = 1
@@ -149,6 +191,9 @@ class Model(nnx.Module):
         tf = cfg.teacher_forcing if train else 0.0
         key = jax.random.key(0) if key is None else key
         k_steps, k_noise = jax.random.split(key)
+        if self.adjacency:
+            reverse_E = reverse_edges(graph)
+            adj_in_E = adjacency(feats_in, self.input_probes, graph, reverse_E)
 
         def step(carry, xs):
             hidden, hint_feats, outs = carry
@@ -156,7 +201,12 @@ class Model(nnx.Module):
             feats = {**feats_in, **(hint_feats if self.encode_hints else {})}
             node_fts, edge_fts, graph_fts = self.encoder(feats, graph, H)
             history, stats = self.processor.history(node_fts, hidden, closed=closed_gate)
-            new_hidden, latent = self.processor(node_fts, edge_fts, graph_fts, graph, history)
+            proc_graph = graph
+            if self.adjacency:  # encoded hints' pointers (the model's own, soft, after step 0) join the inputs' edges
+                mask_E = (adjacency(hint_feats, self.hint_probes, graph, reverse_E, adj_in_E) if self.encode_hints
+                          else adj_in_E)
+                proc_graph = graph._replace(edge_mask=mask_E)
+            new_hidden, latent = self.processor(node_fts, edge_fts, graph_fts, proc_graph, history)
             h_dec = jnp.concatenate([node_fts, history, new_hidden], axis=-1)
             e_dec = edge_fts if latent is None else jnp.concatenate([edge_fts, latent], axis=-1)
             # Outputs are decoded once, after the loop, from the decoder inputs of each sample's last step:

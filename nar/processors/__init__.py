@@ -1,9 +1,11 @@
 """Processors by name: the one place a processor name is resolved.
 
 Each entry gives the constructor (`hidden`, `rngs=`, options), the message graph it uses by default (CLRS:
-MPNN on the complete graph, PGN on the input graph plus self-loops), the `ModelConfig` fields it takes as options,
-and whether its batches must carry triplets. A wrapper (`wraps=True`: ForgetNet, G-ForgetNet) is built around the
-processor named by `ModelConfig.base_processor`, whose message graph and triplets it inherits. An automaton
+MPNN and PGN on the complete graph, so that pointers are decoded over every node; `pgn_mask` on the sparse input
+graph plus self-loops), the `ModelConfig` fields it takes as options, whether its batches must carry triplets, and
+whether its messages are masked to CLRS's adjacency (`adjacency`: PGN; see `nar.model.net.adjacency`). A wrapper
+(`wraps=True`: ForgetNet, G-ForgetNet) is built around the processor named by `ModelConfig.base_processor`, whose
+message graph, triplets and adjacency mask it inherits. An automaton
 (GraphFSA) replaces the whole encode-process-decode model (`nar.model.fsa.FSAModel`).
 """
 
@@ -30,6 +32,7 @@ class ProcessorEntry:
     triplets: bool = False  # batches carry triplets (`make_batch(..., triplets=True)`)
     wraps: bool = False  # built as build(hidden, rngs=, base=<the base processor>)
     automaton: bool = False  # not an encode-process-decode processor: `nar.model.fsa.FSAModel` runs it
+    adjacency: bool = False  # messages masked to CLRS's adjacency (self-loops, input edges, pointers) per step
 
 
 PROCESSORS: dict[str, ProcessorEntry] = {}
@@ -37,17 +40,18 @@ PROCESSORS: dict[str, ProcessorEntry] = {}
 
 def register(name: str, build: Callable[..., Processor], default_message_graph: str | None, description: str,
              options: tuple[str, ...] = (), triplets: bool = False, wraps: bool = False,
-             automaton: bool = False) -> None:
+             automaton: bool = False, adjacency: bool = False) -> None:
     """Add a processor under `name`: after this, `model.processor = name` (configs, `--processor`) builds it.
 
     `build(hidden, rngs=..., layer_norm=..., **options)` returns a `Processor`; `options` names `ModelConfig`
-    fields passed on; `default_message_graph` is 'complete' or 'input'. A taken name is a ValueError. See
-    docs/extending.md.
+    fields passed on; `default_message_graph` is 'complete' or 'input'; with `adjacency`, the model sets
+    `Graph.edge_mask` to CLRS's adjacency on the complete graph at every step (the processor must honour it). A
+    taken name is a ValueError. See docs/extending.md.
     """
     if name in PROCESSORS:
         raise ValueError(f"processor {name!r} is already registered")
     PROCESSORS[name] = ProcessorEntry(name, build, default_message_graph, description, tuple(options), triplets,
-                                      wraps, automaton)
+                                      wraps, automaton, adjacency)
 
 
 def get_processor(name: str) -> ProcessorEntry:
@@ -58,19 +62,26 @@ def get_processor(name: str) -> ProcessorEntry:
 
 
 register("mpnn", MPNN, "complete", "CLRS's MPNN: max aggregation, layer norm (gate with gated=true)")
-register("pgn", MPNN, "input", "CLRS's PGN: MPNN's equations over the input graph plus self-loops")
+register("pgn", MPNN, "complete", "CLRS's PGN: MPNN with messages masked to the input graph, the pointers and "
+         "self-loops; pointers decoded over every node", adjacency=True)
+register("pgn_mask", MPNN, "input", "masked, neighbours-only PGN (in the spirit of CLRS's pgn_mask): messages and "
+         "pointer candidates over the sparse input graph plus self-loops, so it scales with edges, not n^2; no "
+         "published figure belongs to it")
 register("gmpnn", functools.partial(MPNN, gated=True), "complete", "MPNN with the update gate (Ibarz et al. 2022)")
 register("triplet_mpnn", functools.partial(MPNN, triplets=True), "complete",
          "MPNN with triplet edge latents for the decoders (Ibarz et al. 2022)", ("triplet_features",), True)
 register("triplet_gmpnn", functools.partial(MPNN, gated=True, triplets=True), "complete",
          "Triplet-GMPNN: update gate and triplet edge latents (Ibarz et al. 2022)", ("triplet_features",), True)
-register("tropical", Tropical, "input", "tropical max-plus attention over in-neighbours (Hashemi et al. 2025)",
-         ("heads", "valuation"))
+register("tropical", Tropical, "input", "tropical max-plus attention over in-neighbours (Hashemi et al. 2025), "
+         "per-head max-plus maps as the released code",
+         ("heads", "valuation", "tropical_maps", "tropical_bias", "tropical_skip"))
 register("forgetnet", Forget, None, "ForgetNet: the base processor with no history (Bohde et al. 2024)",
          wraps=True)
 register("g_forgetnet", functools.partial(Forget, history_gate=True), None,
          "G-ForgetNet: the base processor with a learned gate on the history (Bohde et al. 2024)", wraps=True)
 register("graphfsa", GraphFSA, "input", "GraphFSA: a learned finite-state automaton on each node (Grötschla et al. "
-         "2024), for finite node hints (BFS, DFS)", ("fsa_states", "fsa_bound"), automaton=True)
+         "2024), for finite node hints (BFS, DFS); BFS's pointer pi is decoded from the learned reach trajectory by "
+         "a fixed rule (lowest-index in-neighbour reached earlier), not learned", ("fsa_states", "fsa_bound"),
+         automaton=True)
 
 __all__ = ["PROCESSORS", "Graph", "Processor", "ProcessorEntry", "get_processor", "register"]

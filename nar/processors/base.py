@@ -30,6 +30,9 @@ class Graph(NamedTuple):
     n_node: Any  # [G] int32
     triplets: Any = None  # [P, 3] int32 (i->j, i->k, j->k) edge indices sorted by j->k, padding rows -1
     dense_nodes: Any = None  # [G - 1, M] int32 node ids per sample slot (-1: none): dense complete-graph triplets
+    # [E] bool: the edges messages may pass over (None: every edge). The model sets it per step for a processor
+    # registered with `adjacency=True` (PGN): CLRS's adjacency mask on the complete message graph.
+    edge_mask: Any = None
 
     @property
     def num_nodes(self) -> int:

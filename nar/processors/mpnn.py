@@ -11,9 +11,13 @@ One step, for receiver i and sender j over the edges of the processing graph, z 
         eps_jk = ReLU(O3 max_i t_ijk)                                             (edge latent [E, H])
     As in CLRS, the edge latents go to the decoders only (concatenated to the edge features), not into messages.
 
-MPNN and PGN are the same equations: they differ only in the message graph (complete vs input graph), which is
-the model's setting. Triplets are computed over the triplets the batch carries (`nar.data.batch.triplet_edges`):
-n^3 per graph on the complete graph, the triangles on a sparse one.
+MPNN and PGN are the same equations over different senders j. MPNN: every node of the sample (the complete
+message graph). PGN (CLRS's `PGN`): the complete message graph with the messages masked to CLRS's adjacency, the
+self-loops plus the input graph and the pointers (`graph.edge_mask`, set by the model): a masked message is -inf
+before the max, so it never wins, and the self-loop is always in, so no node's max is empty. `pgn_mask` is the
+same equations on the sparse input message graph, which holds only those edges. Triplets are computed over the
+triplets the batch carries (`nar.data.batch.triplet_edges`): n^3 per graph on the complete graph, the triangles
+on a sparse one.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from nar.processors.base import Graph, Processor
 
 
 class MPNN(Processor):
-    """CLRS's MPNN/PGN step (max aggregation over the message graph), optionally gated and with triplets."""
+    """CLRS's MPNN/PGN step (max aggregation over the message graph, masked by `graph.edge_mask` when set),
+    optionally gated and with triplets."""
     def __init__(self, hidden: int, *, rngs: nnx.Rngs, layer_norm: bool = True, gated: bool = False,
                  triplets: bool = False, triplet_features: int = 8, edge_size: int | None = None):
         H = hidden
@@ -55,10 +60,13 @@ class MPNN(Processor):
         self.triplets = triplets
 
     def messages(self, z_NxH2, edge_fts_ExH, graph_fts_GxH, graph: Graph):
-        """Aggregated messages m [N, H] (max over each node's incoming edges)."""
+        """Aggregated messages m [N, H] (max over each node's incoming edges, those of `graph.edge_mask` only when
+        it is set)."""
         msg_ExH = (self.m_recv(z_NxH2)[graph.receivers] + self.m_send(z_NxH2)[graph.senders]
                    + self.m_edge(edge_fts_ExH) + self.m_graph(graph_fts_GxH)[graph.edge_graph])
         msg_ExH = self.mlp2(jax.nn.relu(self.mlp1(jax.nn.relu(msg_ExH))))
+        if graph.edge_mask is not None:
+            msg_ExH = jnp.where(graph.edge_mask[:, None], msg_ExH, -jnp.inf)
         return segment_max(msg_ExH, graph.receivers, graph.num_nodes, sorted_=True)
 
     def triplet_latents(self, z_NxH2, edge_fts_ExH, graph_fts_GxH, graph: Graph):
