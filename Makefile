@@ -23,7 +23,7 @@ test: install lint
 
 # Style: pyflakes, pycodestyle and import order ([tool.ruff] in pyproject.toml).
 lint: install
-	$(PY) -m ruff check nar tests data_gen tools
+	$(PY) -m ruff check nar tests tools benchmarks
 
 # Data-generation throughput vs dm-clrs's samplers (JSON to results/, table on stdout).
 bench-data: install

@@ -1,6 +1,6 @@
 """The `nar` command: a thin shell over the Python API.
 
-    nar generate SUITE ...                     write a dataset suite (same as `python -m data_gen`)
+    nar generate SUITE ...                     write a dataset suite (`nar.data.suites`)
     nar train --algorithm A --processor P ...  train a model into a run directory (resumable)
     nar eval DIR [--sizes 16,64,256] ...       out-of-distribution table of a trained run (node-level score
                                                and graph-level exact match per size)
@@ -79,16 +79,24 @@ def _train(args) -> int:
 def _eval(args) -> int:
     import dataclasses
 
-    from nar.config import from_dict
+    from nar.config import from_dict, load
     from nar.distributed import is_main_process
     from nar.evaluate import evaluate_sizes, format_table
-    from nar.train import load_run
+    from nar.model.memory import check_evaluation_fits, check_plan
+    from nar.train import CONFIG_FILE, load_run
 
-    model, params, config = load_run(args.run, "params" if args.last else "best_params")
     overrides = {"eval": {k: v for k, v in (("sizes", args.sizes), ("graph", args.graph), ("degree", args.degree),
                                              ("samples", args.samples)) if v is not None}}
     if args.gate is not None:
         overrides["eval"]["closed_gate"] = args.gate == "closed"
+    saved = Path(args.run) / CONFIG_FILE
+    if saved.is_file():  # refuse what cannot fit before building the model or drawing a graph (else load_run says)
+        planned = from_dict(overrides, load(saved))
+        if args.data:  # the stored graphs' sizes are known once read; `batches` checks them then
+            check_plan(planned.model, False)
+        else:
+            check_evaluation_fits(planned.model, planned.eval)
+    model, params, config = load_run(args.run, "params" if args.last else "best_params")
     cfg = from_dict(overrides, config).eval
     main_process = is_main_process()  # every process evaluates its share; process 0 alone prints
     log = None if args.json or not main_process else (lambda m: print(m, file=sys.stderr))
@@ -133,6 +141,9 @@ def _device_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--process-id", dest="process_id", type=int, help="this process's id, 0..P-1 (JAX_PROCESS_ID)")
     p.add_argument("--coordinator", metavar="HOST:PORT",
                    help="process 0's address (JAX_COORDINATOR_ADDRESS); 'auto' on clusters JAX detects (SLURM, TPU)")
+    p.add_argument("--init-timeout", dest="init_timeout", type=float, metavar="SECONDS",
+                   help="give up (exit 3, naming the missing processes) if not every process has joined by then "
+                        "(default: NAR_INIT_TIMEOUT, else 300)")
 
 
 def _start_devices(args) -> bool:
@@ -142,7 +153,7 @@ def _start_devices(args) -> bool:
 
     if args.cpu_devices is not None:
         distributed.set_cpu_devices(args.cpu_devices)
-    return distributed.initialize(args.num_processes, args.process_id, args.coordinator)
+    return distributed.initialize(args.num_processes, args.process_id, args.coordinator, args.init_timeout)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -188,7 +199,7 @@ def main(argv=None) -> int:
     """The `nar` command: parse `argv` (default: sys.argv), run the subcommand, return its exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "generate":
-        from data_gen.__main__ import main as generate
+        from nar.data.suites import main as generate
 
         return generate(argv[1:])
     if argv and argv[0] == "bench":

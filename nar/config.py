@@ -7,6 +7,8 @@ that names it. Defaults follow CLRS (Ibarz et al. 2022).
 from __future__ import annotations
 
 import dataclasses
+import math
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,69 @@ GATE_PENALTIES = ("none", "magnitude", "closed_loss")
 # How training sizes are mixed: "per_batch" is CLRS's protocol (each batch drawn at one size, the sizes cycled from
 # batch to batch, as dm-clrs's `cycle_samplers`); "per_sample" cycles the sizes inside every batch.
 SIZE_MIXES = ("per_batch", "per_sample")
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric key: finite, at least `low` (above it when `above`), at most `high`."""
+
+    low: float
+    high: float = math.inf
+    above: bool = False
+
+    def holds(self, x: float) -> bool:
+        finite = isinstance(x, int) or math.isfinite(x)  # (an int may be too large for a float)
+        return finite and (x > self.low if self.above else x >= self.low) and x <= self.high
+
+    def __str__(self) -> str:
+        if self.high < math.inf:
+            return f"in [{self.low}, {self.high}]"
+        return f"{'>' if self.above else '>='} {self.low}"
+
+
+SEED = Range(0, 2**31 - 1)
+# Every numeric key's valid range, in one place (lists of sizes: every element). A value outside it, NaN or
+# infinity is a ValueError naming the key, its value and this range (`check_ranges`).
+RANGES = {
+    "model.hidden": Range(1), "model.teacher_forcing": Range(0, 1), "model.sinkhorn_steps": Range(1),
+    "model.sinkhorn_eval_steps": Range(1), "model.sinkhorn_temperature": Range(0, above=True),
+    "model.triplet_features": Range(1), "model.heads": Range(1), "model.fsa_states": Range(0),
+    "model.fsa_bound": Range(1),
+    "train.steps": Range(1), "train.batch_size": Range(1), "train.learning_rate": Range(0, above=True),
+    "train.grad_clip": Range(0, above=True), "train.seed": SEED, "train.sizes": Range(2), "train.eval_every": Range(1),
+    "train.val_samples": Range(1), "train.val_size": Range(1), "train.checkpoint_every": Range(1),
+    "train.log_every": Range(1), "train.pad_lookahead": Range(0), "train.gate_penalty_weight": Range(0),
+    "train.gate_penalty_warmup": Range(0),
+    "eval.sizes": Range(2), "eval.samples": Range(1), "eval.seed": SEED, "eval.degree": Range(0),
+    "eval.max_edges_per_batch": Range(1), "eval.batch_size": Range(1),
+}
+
+
+def check_ranges(section: str, values) -> None:
+    """ValueError naming the first numeric key of `values` (a section's dataclass) that is of the wrong type or
+    outside its `RANGES` entry."""
+    for field in dataclasses.fields(values):
+        _check_range(f"{section}.{field.name}", str(field.type), getattr(values, field.name))
+
+
+def _check_range(key: str, kind: str, value: Any) -> None:
+    valid = RANGES.get(key)
+    if valid is None:
+        return
+    if kind.startswith("tuple"):
+        if not (isinstance(value, tuple) and value and all(_is_int(x) and valid.holds(x) for x in value)):
+            raise ValueError(f"{key} must be a non-empty list of integers {valid}, got {value!r}")
+    elif not ((_is_int(value) if kind == "int" else _is_number(value)) and valid.holds(value)):
+        raise ValueError(f"{key} must be {'an integer' if kind == 'int' else 'a finite number'} {valid}, "
+                         f"got {value!r}")
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,23 +108,11 @@ class TrainConfig:
     gate_penalty_warmup: int = 0
 
     def __post_init__(self):
-        for key in ("steps", "batch_size", "eval_every", "val_samples", "val_size", "checkpoint_every", "log_every"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"train.{key} must be positive, got {getattr(self, key)}")
-        if self.pad_lookahead < 0:
-            raise ValueError(f"train.pad_lookahead must be >= 0, got {self.pad_lookahead}")
-        if self.learning_rate <= 0 or self.grad_clip <= 0:
-            raise ValueError(f"train.learning_rate and train.grad_clip must be positive, got "
-                             f"{self.learning_rate} and {self.grad_clip}")
-        if not self.sizes or any(n < 2 for n in self.sizes):
-            raise ValueError(f"train.sizes must be sizes >= 2, got {self.sizes}")
+        check_ranges("train", self)
         if self.size_mix not in SIZE_MIXES:
             raise ValueError(f"train.size_mix must be one of {SIZE_MIXES}, got {self.size_mix!r}")
         if self.gate_penalty not in GATE_PENALTIES:
             raise ValueError(f"train.gate_penalty must be one of {GATE_PENALTIES}, got {self.gate_penalty!r}")
-        if self.gate_penalty_weight < 0 or self.gate_penalty_warmup < 0:
-            raise ValueError(f"train.gate_penalty_weight and train.gate_penalty_warmup must be >= 0, got "
-                             f"{self.gate_penalty_weight} and {self.gate_penalty_warmup}")
 
     def penalty_weight(self, step: int) -> float:
         """The gate penalty's weight at `step` (0 without a penalty)."""
@@ -81,13 +134,9 @@ class EvalConfig:
     closed_gate: bool = False  # G-ForgetNet: validate and test with the history gate shut (pure Markov)
 
     def __post_init__(self):
-        if not self.sizes or any(n < 2 for n in self.sizes):
-            raise ValueError(f"eval.sizes must be sizes >= 2, got {self.sizes}")
+        check_ranges("eval", self)
         if self.graph != "auto" and self.graph not in GRAPH_FAMILIES:
             raise ValueError(f"eval.graph must be 'auto' or one of {', '.join(GRAPH_FAMILIES)}, got {self.graph!r}")
-        for key in ("samples", "max_edges_per_batch", "batch_size"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"eval.{key} must be positive, got {getattr(self, key)}")
 
     def family(self, n: int) -> str:
         """The graph family of the test set at size n ('auto': CLRS's ER up to n = 64, sparse_er beyond)."""
@@ -101,6 +150,7 @@ class Config:
     eval: EvalConfig = EvalConfig()
 
     def __post_init__(self):
+        check_ranges("model", self.model)  # ModelConfig (nar.model.net) checks its names and options itself
         gated = self.model.processor == "g_forgetnet"
         if self.train.gate_penalty != "none" and not gated:
             raise ValueError(f"train.gate_penalty={self.train.gate_penalty!r} needs model.processor = "
@@ -141,30 +191,28 @@ def _toml_value(v: Any) -> str:
 
 
 def _coerce(section: str, key: str, value: Any, field: dataclasses.Field) -> Any:
-    """Check a value against the field's declared type and convert (lists -> tuples, ints -> floats)."""
+    """Check a value against the field's declared type and range and convert (lists -> tuples, ints -> floats)."""
     kind = str(field.type)
     name = f"{section}.{key}"
     if value is None and "None" in kind:
         return None
     if kind.startswith("tuple"):
-        if not isinstance(value, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool)
-                                                           for x in value):
+        if not isinstance(value, (list, tuple)) or not all(_is_int(x) for x in value):
             raise ValueError(f"{name} must be a list of integers, got {value!r}")
-        return tuple(value)
-    if kind == "bool":
+        value = tuple(value)
+    elif kind == "bool":
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be true or false, got {value!r}")
-        return value
-    if kind == "int":
-        if not isinstance(value, int) or isinstance(value, bool):
+    elif kind == "int":
+        if not _is_int(value):
             raise ValueError(f"{name} must be an integer, got {value!r}")
-        return value
-    if kind == "float":
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ValueError(f"{name} must be a number, got {value!r}")
-        return float(value)
-    if not isinstance(value, str):
+    elif kind == "float":
+        if not _is_number(value) or (isinstance(value, int) and abs(value) > sys.float_info.max):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")  # (that int would overflow float())
+        value = float(value)
+    elif not isinstance(value, str):
         raise ValueError(f"{name} must be a string, got {value!r}")
+    _check_range(name, kind, value)  # here, before the section's own checks, so the message names the key
     return value
 
 

@@ -132,7 +132,7 @@ def evaluate_sizes(model: Model, params, cfg: EvalConfig, evaluator: Evaluator |
 
 
 def evaluate_dataset(model: Model, params, path, cfg: EvalConfig, evaluator: Evaluator | None = None) -> dict:
-    """Scores on a stored dataset (`nar.data.store` folder, e.g. a `data_gen` suite split), keyed by its size.
+    """Scores on a stored dataset (`nar.data.store` folder, e.g. a `nar generate` suite split), keyed by its size.
     A corrupt folder raises `CorruptDatasetError`; a dataset of another algorithm is refused."""
     ds = load_dataset(path)
     if ds.algorithm != model.config.algorithm:

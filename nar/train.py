@@ -3,13 +3,21 @@ validation with best-parameter selection, JSON-lines metrics and resumable Orbax
 
 Batch s is a pure function of (seed, s), and step s's RNG key is fold_in(key, s), so a run restarted from a
 checkpoint replays exactly what an uninterrupted run does: same parameters, bit for bit, on CPU.
+
+Failures stop a run without losing or corrupting it: a step whose loss, gradients or new parameters are not finite
+changes nothing and raises `NonFiniteError`; SIGINT and SIGTERM finish the current step, save a checkpoint and exit
+with 128 + the signal; a resumed run or `load_run` falls back to the newest checkpoint that passes its checksum
+(`nar.checkpoint`); every metrics record is strict JSON (non-finite values written as null).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -22,7 +30,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from nar.checkpoint import Checkpointer
+from nar.checkpoint import Checkpointer, nonfinite, write_atomic
 from nar.config import Config, load
 from nar.data import clrs_train
 from nar.data.batch import Batch, GrowingPad, PadSizes, cover, make_batch, pad_sizes_for
@@ -39,7 +47,7 @@ from nar.distributed import (
 from nar.evaluate import Evaluator, batches, hint_probe_count
 from nar.model.fsa import FSAModel
 from nar.model.losses import training_loss
-from nar.model.memory import check_fits
+from nar.model.memory import check_fits, check_training_fits
 from nar.model.net import Model
 from nar.processors import get_processor
 from nar.trajectory import TrajectoryBatch
@@ -50,6 +58,11 @@ CHECKPOINTS = "checkpoints"
 # Keys that may change when a run is resumed (extending a run, or logging differently).
 RESUMABLE_CHANGES = {"train.steps", "train.log_every", "eval.sizes", "eval.samples", "eval.graph", "eval.degree",
                      "eval.max_edges_per_batch", "eval.batch_size", "eval.seed"}
+
+
+class NonFiniteError(FloatingPointError, ValueError):
+    """A NaN or an infinity in training (a diverged run) or in a run's saved parameters. A ValueError too, so the
+    `nar` command prints it as an error message."""
 
 
 def build_model(config: Config) -> Model | FSAModel:
@@ -254,6 +267,7 @@ class Trainer:
 
     def __init__(self, config: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = True,
                  mesh=None):
+        check_training_fits(config)  # before any file, data or parameter: refuse what cannot fit
         self.config, self.out = config, Path(out_dir)
         self.mesh = data_mesh() if mesh is None else mesh
         self.main = is_main_process()
@@ -272,10 +286,6 @@ class Trainer:
             raise FileExistsError(f"{self.out} already holds a run; pass resume=True (--resume) to continue it "
                                   f"or choose another directory")
         barrier("nar-train-checked")  # every process has looked before process 0 writes
-        if self.main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            config_path.write_text(config.to_toml())
-        self.resume = resume
         self.model = build_model(config)
         self.graphdef, params = nnx.split(self.model)
         self.params = nnx.to_pure_dict(params)
@@ -284,6 +294,19 @@ class Trainer:
         self._step = jax.jit(self._train_step)
         self.evaluator = Evaluator(self.model, config.eval.closed_gate, mesh=self.mesh)
         self.checkpointer = Checkpointer(ckpt_dir)
+        self._state = replicate(self.mesh, initial_state(config, self.params, self.tx))
+        if resume and self.checkpointer.latest_step() is not None:
+            # The newest intact checkpoint, onto this mesh (whatever device count wrote it), checked before
+            # anything is written.
+            self._state = self.checkpointer.restore_intact(self._state)
+            step = int(self._state["step"])
+            if step > config.train.steps:
+                raise ValueError(f"cannot resume {self.out} with train.steps={config.train.steps}: the run is "
+                                 f"already at step {step} (set train.steps >= {step})")
+            self.checkpointer.delete_after(step)  # corrupt ones that were skipped
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_atomic(config_path, config.to_toml())
 
     def _train_step(self, params, opt_state, batch, key, penalty_weight):
         self.compiles += 1  # runs only while tracing: one per padded shape
@@ -294,21 +317,29 @@ class Trainer:
             return loss, (parts, stats)
 
         (loss, (parts, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = self.tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss, parts, stats
+        updates, new_opt_state = self.tx.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        status = _step_status(loss, grads, new_params)
+        # A step that went non-finite changes nothing: no NaN reaches the parameters, the best ones or a checkpoint.
+        params, opt_state = jax.tree.map(lambda new, old: jnp.where(status == 0, new, old),
+                                         (new_params, new_opt_state), (params, opt_state))
+        return params, opt_state, loss, parts, stats, status
 
     def train_step(self, params, opt_state, batch, key, penalty_weight=0.0):
-        """One jitted optimisation step: (params, opt_state, loss, loss parts, processor statistics). `batch` is one
-        Batch or data-parallel groups stacked on a leading axis (`nar.distributed.shard_groups`)."""
+        """One jitted optimisation step: (params, opt_state, loss, loss parts, processor statistics, status). `batch`
+        is one Batch or data-parallel groups stacked on a leading axis (`nar.distributed.shard_groups`). `status` is
+        0, or the code (`STEP_FAULTS`) of what went non-finite, and then params and opt_state come back unchanged."""
         return self._step(params, opt_state, batch, key, np.float32(penalty_weight))
 
     def run(self, on_step=None) -> dict:
-        """Train, or resume, up to `train.steps`; returns the summary dict also written to summary.json."""
+        """Train, or resume, up to `train.steps`; returns the summary dict also written to summary.json.
+
+        Raises NonFiniteError at the first step whose loss, gradients or new parameters are not finite (the step
+        changed nothing). From the main thread, SIGINT and SIGTERM end the run after the current step, with a
+        checkpoint of that step, as SystemExit(128 + signal): 130 and 143; a second signal acts at once."""
         cfg = self.config.train
         mesh, groups = self.mesh, self.mesh.size
-        state = replicate(mesh, initial_state(self.config, self.params, self.tx))
-        if self.resume and self.checkpointer.latest_step() is not None:
-            state = self.checkpointer.restore(state)  # onto this mesh, whatever device count wrote it
+        state = self._state
         start = int(state["step"])
         metrics_path = self.out / METRICS_FILE if self.main else Path(os.devnull)
         if self.main:
@@ -329,21 +360,21 @@ class Trainer:
         build = lambda s: train_groups(self.config, s, groups, pads[pad_group(self.config, s)], mine)  # noqa: E731
         prefetch = _Prefetch(build, start, cfg.steps) if start < cfg.steps else None
         try:
-            with open(metrics_path, "a") as log:
+            with open(metrics_path, "a") as log, _deferred_signals() as received:
                 for step in range(start, cfg.steps):
                     s, (shape, local) = prefetch.get()
                     assert s == step
                     batch = shard_groups(mesh, local)
                     shapes[pad_group(self.config, step)] = astuple(shape)
-                    params, opt_state, loss, parts, stats = self.train_step(
+                    params, opt_state, loss, parts, stats, status = self.train_step(
                         params, opt_state, batch, jax.random.fold_in(key, step), cfg.penalty_weight(step))
                     done = step + 1
+                    if int(status):  # read every step: one scalar, so that a non-finite step stops the run there
+                        raise NonFiniteError(self._nonfinite_message(done, int(status), parts))
                     if on_step is not None:
                         on_step(done, loss)
                     if done % cfg.log_every == 0 or done == cfg.steps:
                         loss = float(loss)
-                        if not np.isfinite(loss):
-                            raise FloatingPointError(f"loss is {loss} at step {done}")
                         now = time.perf_counter()
                         rate = (done - s_log) / max(now - t_log, 1e-9)
                         t_log, s_log = now, done
@@ -360,26 +391,94 @@ class Trainer:
                         _write(log, {"step": done, "val_score": res["score"],
                                      "best_val_score": float(best["best_score"]),
                                      **{f"val/{k}": v for k, v in res.items() if "/" in k}})
-                    if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                    signum = _agreed_signal(received)
+                    if signum or done % cfg.checkpoint_every == 0 or done == cfg.steps:
                         log.flush()
                         self.checkpointer.save(done, replicate(mesh, {
                             "params": params, "opt_state": opt_state, **best, "step": np.int32(done),
                             "key": state["key"], "pad": np.asarray(shapes, np.int32)}))
+                    if signum:
+                        print(f"training of {self.out} stopped by {signal.Signals(signum).name} after step {done}, "
+                              f"checkpointed; continue it with --resume", file=sys.stderr)
+                        raise SystemExit(128 + signum)
         finally:
             if prefetch is not None:
                 prefetch.close()
             bar.close()
         self.params, self.best_params = params, best["best_params"]
-        summary = {"steps": cfg.steps, "resumed_from": start, "best_val_score": float(best["best_score"]),
-                   "best_step": int(best["best_step"]), "compiles": self.compiles,
-                   "eval_compiles": self.evaluator.compiles, "seconds": time.perf_counter() - t_start}
+        summary = _strict({"steps": cfg.steps, "resumed_from": start, "best_val_score": float(best["best_score"]),
+                           "best_step": int(best["best_step"]), "compiles": self.compiles,
+                           "eval_compiles": self.evaluator.compiles, "seconds": time.perf_counter() - t_start})
         if self.main:
-            (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
+            write_atomic(self.out / "summary.json", json.dumps(summary, indent=1, allow_nan=False))
         return summary
+
+    def _nonfinite_message(self, step: int, status: int, parts: dict) -> str:
+        """What went non-finite at `step`, naming the loss parts that did."""
+        bad = [f"loss/{k} = {float(v)}" for k, v in parts.items() if not np.isfinite(float(v))]
+        detail = f" ({', '.join(bad)})" if status == 1 and bad else ""
+        return (f"training of {self.out} stopped at step {step}: {STEP_FAULTS[status]} not finite{detail}. The step "
+                f"was not applied; the checkpoints (latest: step {self.checkpointer.latest_step()}) hold finite "
+                f"parameters. A lower train.learning_rate or train.grad_clip may help.")
+
+
+# What `Trainer.train_step`'s status codes say went non-finite.
+STEP_FAULTS = {1: "the loss is", 2: "the gradients are", 3: "the updated parameters are"}
+
+
+def _step_status(loss, grads, params):
+    """0 for a sound step, else the first of loss (1), gradients (2) and new parameters (3) that is not finite: one
+    fused reduction per tree, inside the jitted step."""
+    def finite(tree):
+        return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]))
+
+    return jnp.select([~jnp.isfinite(loss), ~finite(grads), ~finite(params)], [1, 2, 3], 0).astype(jnp.int32)
+
+
+@contextlib.contextmanager
+def _deferred_signals():
+    """Record SIGINT and SIGTERM in the yielded list instead of acting on them, so a run ends at a step boundary
+    with a checkpoint; a second signal gets the previous handler (Ctrl-C twice stops at once). Only the main thread
+    can handle signals: elsewhere nothing changes. The previous handlers are back afterwards."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    # getsignal gives None for a handler not set from Python; the default is the closest to restore then.
+    previous = {s: signal.getsignal(s) or signal.SIG_DFL for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def record(signum, frame):
+        received.append(signum)
+        signal.signal(signum, previous[signum])
+
+    for s in previous:
+        signal.signal(s, record)
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _agreed_signal(received: list[int]) -> int:
+    """The first signal any process of the run has received, 0 for none: saving is collective, so every process
+    must stop at the same step."""
+    signum = received[0] if received else 0
+    if jax.process_count() == 1:
+        return signum
+    from jax.experimental import multihost_utils
+
+    return int(np.max(multihost_utils.process_allgather(np.int32(signum))))
+
+
+def _strict(record: dict) -> dict:
+    """`record` with its non-finite floats (a NaN score, the -inf best score before any validation) as None, so
+    that it is valid JSON (null)."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
 
 
 def _write(log, record: dict) -> None:
-    log.write(json.dumps(record) + "\n")
+    log.write(json.dumps(_strict(record), allow_nan=False) + "\n")
     log.flush()  # readable while the run goes on (`tail -f metrics.jsonl`)
 
 
@@ -395,7 +494,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
             continue
         if record["step"] <= step:
             keep.append(line)
-    path.write_text("".join(line + "\n" for line in keep))
+    write_atomic(path, "".join(line + "\n" for line in keep))
 
 
 def train(config: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict:
@@ -404,7 +503,9 @@ def train(config: Config, out_dir: str | Path, *, resume: bool = False, progress
 
 
 def load_run(out_dir: str | Path, which: str = "best_params"):
-    """(model, params, config) of a run directory: the best-validation parameters by default."""
+    """(model, params, config) of a run directory: the best-validation parameters by default, from the newest
+    checkpoint that passes its checksum (`Checkpointer.restore_intact`). Parameters holding a NaN or an infinity
+    raise NonFiniteError instead of being evaluated."""
     out = Path(out_dir)
     if not (out / CONFIG_FILE).is_file():
         raise FileNotFoundError(f"{out} is not a run directory: {out / CONFIG_FILE} is missing")
@@ -412,8 +513,14 @@ def load_run(out_dir: str | Path, which: str = "best_params"):
     model = build_model(config)
     params = nnx.to_pure_dict(nnx.split(model)[1])
     ckpt = Checkpointer(out / CHECKPOINTS)
-    if ckpt.latest_step() is None:
-        raise FileNotFoundError(f"{out} holds no checkpoint yet (nothing under {out / CHECKPOINTS})")
-    state = ckpt.restore(initial_state(config, params, make_optimizer(config)))
-    ckpt.close()
+    try:
+        if ckpt.latest_step() is None:
+            raise FileNotFoundError(f"{out} holds no checkpoint yet (nothing under {out / CHECKPOINTS})")
+        state = ckpt.restore_intact(initial_state(config, params, make_optimizer(config)))
+    finally:
+        ckpt.close()
+    if bad := nonfinite(state[which]):
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise NonFiniteError(f"the {which} of {out} (checkpoint of step {int(state['step'])}) are not finite in "
+                             f"{', '.join(bad[:3])}{more}; they cannot be evaluated")
     return model, state[which], config

@@ -21,21 +21,6 @@ import numpy as np
 
 from nar.specs import NUM_CLASSES, SPECS, Location, Stage, Type
 
-# Compact dtype of each probe type. Indices (pointer, mask_one) are int32, classes int8, masks uint8.
-_COMPACT_DTYPE = {
-    Type.SCALAR: np.float32,
-    Type.MASK: np.uint8,
-    Type.MASK_ONE: np.int32,
-    Type.CATEGORICAL: np.int8,
-    Type.POINTER: np.int32,
-    Type.SHOULD_BE_PERMUTATION: np.int32,
-}
-
-
-def compact_dtype(type_: str) -> np.dtype:
-    """The dtype a probe of this type is stored with in a `TrajectoryBatch`."""
-    return np.dtype(_COMPACT_DTYPE[type_])
-
 
 def _is_per_node(location: str, type_: str) -> bool:
     """True when a probe holds one value per node (else one value per row: graph probes and mask_one indices)."""

@@ -408,7 +408,7 @@ def test_dirty_diff_hash_names_the_changes(tmp_path, monkeypatch):
     (lambda s: s.replace("hidden = 16", 'hidden = 16\nalgorithm = "dfs"'), "set algorithms with the top-level"),
     (lambda s: s.replace("steps = 6", "steps = 6\nseed = 3"), "set seeds with the top-level"),
     (lambda s: s.replace("steps = 6", "stepz = 1"), r"unknown config key train\.stepz"),
-    (lambda s: s.replace("steps = 6", "steps = 0"), r"train\.steps must be positive"),
+    (lambda s: s.replace("steps = 6", "steps = 0"), r"train\.steps must be an integer >= 1, got 0"),
     (lambda s: s.replace("seeds = [0]\n", ""), "lacks 'seeds'"),
     (lambda s: s.replace("seeds = [0]", "seeds = []"), "at least one seed"),
     (lambda s: s + "\n[oops\n", "not valid TOML"),

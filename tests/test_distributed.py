@@ -1,6 +1,6 @@
 """Data-parallel and multi-process training and evaluation (`nar.distributed`), with one device as the truth.
 
-Simulated CPU devices need a fresh process (XLA_FLAGS is read when JAX starts its backend), so the multi-device
+Simulated CPU devices need a fresh process (JAX fixes the count when it starts its backend), so the multi-device
 runs are `nar train` / `nar eval` subprocesses sharing one persistent compilation cache; a module fixture starts
 them all (bfs, a 16-wide PGN, batches of 5 graphs of 4-5 nodes: 5 graphs on 4 devices is the odd case) and the
 tests read their files. The grouped loss itself is checked in this process, on one device, against the undivided

@@ -1,4 +1,5 @@
-"""On-disk store and data_gen tests: round trips, manifests, corruption detection, regeneration and the CLI."""
+"""On-disk store and dataset-suite tests: round trips, manifests, corruption detection, regeneration and
+`nar generate`."""
 
 import hashlib
 import json
@@ -11,9 +12,9 @@ import numpy as np
 import pytest
 
 import nar.data.store as store
-from data_gen.suites import SUITES, build_suite
 from nar.data import clrs_train, generate, resolve_config
 from nar.data.store import MANIFEST, CorruptDatasetError, load, load_or_generate, read_manifest, save
+from nar.data.suites import SUITES, build_suite
 from nar.specs import GRAPH_ALGORITHMS, SORTING_ALGORITHMS, SPECS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,17 +224,17 @@ def test_load_or_generate_regenerates_for_another_request(saved, change):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# data_gen
+# dataset suites (`nar generate`)
 
 
-def run_data_gen(*args):
-    return subprocess.run([sys.executable, "-m", "data_gen", *args], cwd=ROOT, capture_output=True, text=True,
+def run_generate(*args):
+    return subprocess.run([sys.executable, "-m", "nar", "generate", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
 
 
-def test_data_gen_builds_clrs30_splits_and_reuses_them(tmp_path):
+def test_generate_builds_clrs30_splits_and_reuses_them(tmp_path):
     args = ["clrs30", "--cache", str(tmp_path), "--algorithms", "bfs,insertion_sort", "--workers", "1"]
-    first = run_data_gen(*args)
+    first = run_generate(*args)
     assert first.returncode == 0, first.stderr
     folders = {p.relative_to(tmp_path / "clrs30").as_posix() for p in (tmp_path / "clrs30").glob("*/*")}
     assert folders == {f"{a}/{s}" for a in ("bfs", "insertion_sort") for s in ("train", "val", "test")}
@@ -249,7 +250,7 @@ def test_data_gen_builds_clrs30_splits_and_reuses_them(tmp_path):
     manifests = {f: (tmp_path / "clrs30" / f / MANIFEST) for f in folders}
     before = {f: (m.stat().st_ino, m.stat().st_mtime_ns, read_manifest(m.parent)["content_hash"])
               for f, m in manifests.items()}
-    second = run_data_gen(*args, "--json")
+    second = run_generate(*args, "--json")
     assert second.returncode == 0, second.stderr
     summary = json.loads(second.stdout)
     assert set(summary) == folders and summary["bfs/train"]["samples"] == 1000
@@ -259,8 +260,8 @@ def test_data_gen_builds_clrs30_splits_and_reuses_them(tmp_path):
 
 
 @pytest.mark.parametrize("args,word", [(["nosuch"], "nosuch"), (["clrs30", "--algorithms", "bfs,nope"], "nope")])
-def test_data_gen_rejects_unknown_names(tmp_path, args, word):
-    result = run_data_gen(*args, "--cache", str(tmp_path))
+def test_generate_rejects_unknown_names(tmp_path, args, word):
+    result = run_generate(*args, "--cache", str(tmp_path))
     assert result.returncode != 0
     assert word in result.stderr
     assert not (tmp_path / "clrs30").exists()

@@ -10,7 +10,7 @@ of the installed package):
     /tmp/clrsenv/bin/python tools/make_dmclrs_fixtures.py            # writes tests/fixtures/dmclrs/
 
 dm-clrs's package `__init__` imports TensorFlow; its samplers, specs and executors need neither TF nor Haiku, so
-the `__init__` is bypassed with stub modules (`nar/bench/dmclrs_samplers.py`). Two kinds of fixture per algorithm,
+the `__init__` is bypassed with stub modules (`benchmarks/dmclrs_samplers.py`). Two kinds of fixture per algorithm,
 in `tests/fixtures/dmclrs/<algorithm>.npz`:
 
 * `exec/<k>/...`: dm-clrs's executor (`clrs._src.algorithms.<algorithm>`) run on hand-picked and random inputs
@@ -45,7 +45,7 @@ SEED = 20261203  # the random cases' RandomState
 
 
 def _load_clrs():
-    sys.path.insert(0, str(ROOT / "nar" / "bench"))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
     from dmclrs_samplers import bypass_clrs_init  # stdlib only: no nar import
 
     bypass_clrs_init()

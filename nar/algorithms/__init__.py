@@ -18,7 +18,7 @@ import numpy as np
 from nar.algorithms.bellman_ford import bellman_ford
 from nar.algorithms.bfs import bfs
 from nar.algorithms.dfs import dfs
-from nar.algorithms.inputs import GraphBatch, check_keys, check_source
+from nar.algorithms.inputs import GraphBatch, check_adjacency, check_keys, check_source
 from nar.algorithms.sorting import bubble_sort, heapsort, insertion_sort, quicksort
 from nar.specs import SPECS, Location, Stage, Type, add_spec
 from nar.trajectory import Trajectory, TrajectoryBatch
@@ -144,18 +144,28 @@ def run_batch(
     return algo.run(graphs, sources)
 
 
-def execute(name: str, **inputs) -> Trajectory:
-    """Run one sample; e.g. `execute('bfs', A=A, s=0)` or `execute('heapsort', key=x)`. Never mutates inputs."""
+def check_inputs(name: str, inputs: Mapping) -> dict:
+    """One sample's keyword inputs for `name`, validated: {'key'} for a sort, else {'A'} plus the source 's' where
+    the algorithm takes one; a missing, unexpected or bad input is a ValueError naming it."""
     algo = get_algorithm(name)
     given, wanted = set(inputs), set(algo.input_names)
     if given != wanted:
         missing, extra = sorted(wanted - given), sorted(given - wanted)
         raise ValueError(f"{name} takes inputs {sorted(wanted)}: missing {missing}, unexpected {extra}")
     if algo.kind == "sort":
-        batch = run_batch(name, keys=check_keys(inputs["key"])[None])
+        return {"key": check_keys(inputs["key"])}
+    A = check_adjacency(inputs["A"], weighted=algo.graph_defaults.get("weighted", True))
+    return {"A": A, "s": check_source(inputs["s"], A.shape[0])} if algo.needs_source else {"A": A}
+
+
+def execute(name: str, **inputs) -> Trajectory:
+    """Run one sample; e.g. `execute('bfs', A=A, s=0)` or `execute('heapsort', key=x)`. Never mutates inputs."""
+    checked = check_inputs(name, inputs)
+    if "key" in checked:
+        batch = run_batch(name, keys=checked["key"][None])
     else:
-        graphs = GraphBatch.from_dense([inputs["A"]])  # validates A
-        batch = run_batch(name, graphs=graphs, sources=[inputs["s"]] if algo.needs_source else None)
+        batch = run_batch(name, graphs=GraphBatch.from_dense([checked["A"]]),
+                          sources=[checked["s"]] if "s" in checked else None)
     return batch.trajectory(0)
 
 

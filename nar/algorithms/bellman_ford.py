@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nar.algorithms.inputs import GraphBatch
+from nar.algorithms.inputs import FLOAT32_MAX, GraphBatch
 from nar.algorithms.probing import flatten_node_hints, graph_trajectories
 from nar.trajectory import TrajectoryBatch
 
@@ -61,12 +61,18 @@ def bellman_ford(graphs: GraphBatch, sources: np.ndarray) -> TrajectoryBatch:
         moved[gid[d != prev_d]] = True
         running &= moved
 
+    d_h = np.stack(d_h)  # every round's distances (the last round leaves them final)
+    far = np.abs(d_h) > FLOAT32_MAX  # the hints hold float32: such a distance would silently become inf
+    if far.any():
+        g = int(gid[np.nonzero(far)[1][0]])
+        raise ValueError(f"bellman_ford: a distance from source {int(sources[g])} (graph {g} of the batch) reaches "
+                         f"{d_h[far][0]:g}, beyond float32's range ({FLOAT32_MAX:.4g}): scale the weights of A down")
     local = offset[gid]
     return graph_trajectories("bellman_ford", graphs, n_step, {
         "s": np.asarray(sources, np.int32),
         "pi": (pi - local).astype(np.int32),
         "pi_h": flatten_node_hints(np.stack(pi_h) - local, graphs.n_node, n_step).astype(np.int32),
-        "d": flatten_node_hints(np.stack(d_h), graphs.n_node, n_step).astype(np.float32),
+        "d": flatten_node_hints(d_h, graphs.n_node, n_step).astype(np.float32),
         "msk": flatten_node_hints(np.stack(msk_h), graphs.n_node, n_step).astype(np.uint8),
     })
 

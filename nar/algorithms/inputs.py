@@ -12,22 +12,53 @@ from collections.abc import Sequence
 
 import numpy as np
 
+# Trajectories hold values as float32: a larger magnitude would silently become infinite.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
-def check_adjacency(A) -> np.ndarray:
-    """A weighted adjacency matrix as float64, or ValueError."""
+
+def check_real(name: str, x, what: str = "real numbers") -> np.ndarray:
+    """`x` as float64, or a ValueError naming `name`: only integer and real floating dtypes are taken (complex,
+    boolean, object and string arrays are refused, never cast), and every value must be finite and within
+    float32's range."""
+    x = np.asarray(x)
+    if x.dtype == bool or not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise ValueError(f"{name} must be {what}, got dtype {x.dtype}"
+                         + (" (cast it, e.g. x.astype(float), if 0/1 weights are meant)" if x.dtype == bool else ""))
+    x = x.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} must be finite: found NaN or infinite values")
+    big = np.abs(x) > FLOAT32_MAX
+    if big.any():
+        raise ValueError(f"{name} holds {x[big][0]:g}, beyond float32's range (magnitude <= {FLOAT32_MAX:.4g}): "
+                         f"it would become infinite")
+    return x
+
+
+def check_integers(name: str, x) -> np.ndarray:
+    """`x` as int64, or a ValueError naming `name` when it holds anything but integers (an empty array may have
+    any dtype: `np.asarray([])` is float)."""
+    x = np.asarray(x)
+    if x.size == 0:
+        return np.zeros(x.shape, np.int64)
+    if x.dtype == bool or not np.issubdtype(x.dtype, np.integer):
+        raise ValueError(f"{name} must be integers, got dtype {x.dtype}")
+    return x.astype(np.int64)
+
+
+def check_adjacency(A, weighted: bool = True) -> np.ndarray:
+    """A weighted adjacency matrix as float64 (`check_real`), or ValueError. A boolean matrix is an unweighted
+    graph: taken (as 0/1) only where the algorithm reads no weights (`weighted=False`), refused where 1.0 weights
+    would be made up."""
     A = np.asarray(A)
+    if A.dtype == bool and not weighted:
+        A = A.astype(np.float64)
     if A.ndim != 2:
         raise ValueError(f"A must be a 2-D adjacency matrix, got shape {A.shape}")
     if A.shape[0] != A.shape[1]:
         raise ValueError(f"A must be square, got {A.shape}")
     if A.shape[0] == 0:
         raise ValueError("A must have at least one node, got shape (0, 0)")
-    if not (np.issubdtype(A.dtype, np.number) or A.dtype == bool):
-        raise ValueError(f"A must be numeric, got dtype {A.dtype}")
-    A = A.astype(np.float64)
-    if not np.isfinite(A).all():
-        raise ValueError("A must be finite: found NaN or infinite entries")
-    return A
+    return check_real("A", A, "a matrix of real edge weights")
 
 
 def check_source(s, n: int) -> int:
@@ -42,18 +73,13 @@ def check_source(s, n: int) -> int:
 
 
 def check_keys(key) -> np.ndarray:
-    """Sort keys as a 1-D float64 array, or ValueError (wrong shape, empty, not real, not finite)."""
+    """Sort keys as a 1-D float64 array, or ValueError (wrong shape, empty, or not as `check_real` wants)."""
     key = np.asarray(key)
     if key.ndim != 1:
         raise ValueError(f"key must be a 1-D array, got shape {key.shape}")
     if key.size == 0:
         raise ValueError("key must not be empty")
-    if not np.issubdtype(key.dtype, np.number) or np.iscomplexobj(key):
-        raise ValueError(f"key must be real numbers, got dtype {key.dtype}")
-    key = key.astype(np.float64)
-    if not np.isfinite(key).all():
-        raise ValueError("key must be finite: found NaN or infinite values")
-    return key
+    return check_real("key", key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,14 +124,14 @@ class GraphBatch:
     @staticmethod
     def from_arrays(n_node, n_edge, senders, receivers, weights) -> GraphBatch:
         """From per-graph sizes and edge counts and the concatenated edges (local ids), checked in one pass."""
-        n_node, n_edge = np.asarray(n_node, np.int64), np.asarray(n_edge, np.int64)
+        n_node, n_edge = check_integers("n_node", n_node), check_integers("n_edge", n_edge)
         if n_node.size == 0 or n_node.shape != n_edge.shape:
             raise ValueError(f"need one node count and one edge count per graph, got {n_node.shape} and "
                              f"{n_edge.shape}")
         if (n_node < 1).any():
             raise ValueError(f"every graph needs at least one node, got n={int(n_node.min())}")
-        snd, rcv = np.asarray(senders).astype(np.int64), np.asarray(receivers).astype(np.int64)
-        wts = np.asarray(weights).astype(np.float64)
+        snd, rcv = check_integers("senders", senders), check_integers("receivers", receivers)
+        wts = check_real("weights", weights, "real edge weights")
         if not (snd.shape == rcv.shape == wts.shape == (int(n_edge.sum()),)):
             raise ValueError(f"senders, receivers and weights must hold sum(n_edge)={int(n_edge.sum())} edges, "
                              f"got {snd.shape}, {rcv.shape}, {wts.shape}")
@@ -114,8 +140,6 @@ class GraphBatch:
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
             raise ValueError(f"edge ({snd[k]}, {rcv[k]}) of graph {gid[k]} lies outside [0, {n_node[gid[k]]})")
-        if not np.isfinite(wts).all():
-            raise ValueError("edge weights must be finite: found NaN or infinite values")
         keep = wts != 0
         offset = np.concatenate([[0], np.cumsum(n_node)[:-1]])
         snd, rcv, wts, gid = snd[keep] + offset[gid[keep]], rcv[keep] + offset[gid[keep]], wts[keep], gid[keep]

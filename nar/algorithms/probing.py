@@ -60,12 +60,6 @@ def flatten_node_hints(rounds: np.ndarray, n_node: np.ndarray, n_step: np.ndarra
     return rounds[k // n, node_off[seg] + k % n]
 
 
-def flatten_row_hints(rounds: np.ndarray, n_step: np.ndarray) -> np.ndarray:
-    """[R, S] per-round values of each sample -> [sum T_i]."""
-    seg, t = _segment_positions(n_step)
-    return rounds[t, seg]
-
-
 class Tape:
     """Event log of a batch of sequential executions (samples may differ in size).
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from nar.algorithms import GraphBatch, execute, get_algorithm, run_batch
+from nar.algorithms import GraphBatch, check_inputs, execute, get_algorithm, run_batch
 from nar.specs import NUM_CLASSES, SPECS, Location, Stage, Type
 from nar.trajectory import Trajectory, TrajectoryBatch
 
@@ -25,6 +25,11 @@ def check_executor(name: str, samples: Sequence[Mapping[str, np.ndarray]]) -> di
     algo = get_algorithm(name)
     if not samples:
         raise ValueError("check_executor needs at least one sample")
+    for k, inputs in enumerate(samples):  # bad inputs are the caller's error, named before anything runs
+        try:
+            check_inputs(name, inputs)
+        except ValueError as e:
+            raise ValueError(f"{name}: sample {k}: {e}") from None
     if algo.kind == "sort":
         by_size: dict[int, list[int]] = {}
         for k, inputs in enumerate(samples):

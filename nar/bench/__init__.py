@@ -1,5 +1,6 @@
 """Benchmarks: data generation (`data`), model speed (`speed`, `speed_suite`), accuracy suites (`suite`), the
-report (`report`); `environment()` is what every result file records about where it was measured."""
+report (`report`); `environment()` is what every result file records about where it was measured. The scripts that
+time dm-clrs itself live outside the package, in the repository's `benchmarks/` folder (`dmclrs_script`)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,17 @@ def dirty_diff_hash() -> str | None:
         return h.hexdigest()
     except (OSError, subprocess.CalledProcessError):
         return None
+
+
+def dmclrs_script(name: str) -> Path:
+    """The path of a dm-clrs timing script in the repository's `benchmarks/` folder, which `--dmclrs-python` runs
+    in dm-clrs's own virtualenv. The folder is not installed with nar: outside a source checkout (an installed
+    wheel) this raises a FileNotFoundError saying so."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: dm-clrs's timing scripts are in the benchmarks/ folder of nar's "
+                                "repository, which is not installed; run from a source checkout (pip install -e .)")
+    return path
 
 
 def environment() -> dict:

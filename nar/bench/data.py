@@ -4,7 +4,7 @@ Times `nar.data.generate` (sampling + executing + packing, the whole pipeline) p
 1,024 on CLRS's default distributions, with every core (the worker pool warmed up first) and with one. dm-clrs's
 figures are the anchors measured on this machine type (../shared/reference/README.md: `build_sampler(algo,
 num_samples=200, length=n)`), or fresh ones from `--dmclrs-python`, a throwaway virtualenv holding dm-clrs (see
-`nar/bench/dmclrs_samplers.py`); nar itself never depends on dm-clrs.
+`benchmarks/dmclrs_samplers.py`, in a source checkout); nar itself never depends on dm-clrs.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import nar
-from nar.bench import git_commit
+from nar.bench import dmclrs_script, git_commit
 from nar.data import generate
 from nar.specs import GRAPH_ALGORITHMS, SORTING_ALGORITHMS
 
@@ -47,7 +47,7 @@ def _time(algorithm: str, n: int, num: int, workers: int, repeats: int = 3) -> f
 
 
 def _dmclrs(python: str, algorithms, sizes) -> dict:
-    script = Path(__file__).with_name("dmclrs_samplers.py")
+    script = dmclrs_script("dmclrs_samplers.py")
     out = subprocess.run([python, str(script), ",".join(algorithms), ",".join(map(str, sizes))],
                          check=True, capture_output=True, text=True).stdout
     return {(r["algorithm"], r["n"]): r["traj_per_s"] for r in json.loads(out)}
@@ -66,7 +66,11 @@ def main(argv=None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     algorithms = args.algorithms.split(",")
     if args.dmclrs_python:
-        fresh = _dmclrs(args.dmclrs_python, algorithms, sizes)
+        try:
+            fresh = _dmclrs(args.dmclrs_python, algorithms, sizes)
+        except FileNotFoundError as e:
+            print(f"nar.bench.data: error: {e}", file=sys.stderr)
+            return 2
     elif Path(args.dmclrs_json).exists():
         rows = json.loads(Path(args.dmclrs_json).read_text())["rows"]
         fresh = {(r["algorithm"], r["n"]): r["traj_per_s"] for r in rows}

@@ -29,7 +29,9 @@ import optax
 from flax import nnx
 
 from nar.bench import git_commit
+from nar.data.batch import PadSizes
 from nar.data.graphs import sample_graph
+from nar.model.memory import check_fits
 from nar.processors.base import Graph
 from nar.processors.graphfsa import GraphFSA
 
@@ -196,8 +198,15 @@ def main(argv=None) -> int:
     p.add_argument("--graphs", type=int, default=100, help="test graphs per size and family")
     p.add_argument("--out", help="JSON result file")
     args = p.parse_args(argv)
-    sizes = [int(x) for x in args.sizes.split(",")]
     families = ("tree", "sparse_er")
+    try:
+        sizes = [int(x) for x in args.sizes.split(",")]
+        for n in sizes:  # GraphFSA's memory model, before training or drawing a graph
+            nodes, edges = _pad_for([n] * args.graphs, "sparse_er")  # the family with the most edges
+            check_fits(PadSizes(nodes, edges, n + 2, args.graphs + 1), 1, False, "input", processor="graphfsa")
+    except (ValueError, MemoryError) as e:
+        print(f"nar bench fsa-distance: error: {e}", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     fsa, curve = train_distance(args.seed, args.steps, args.batch_size, args.lr, families,
                                 log=lambda m: print(m, file=sys.stderr))

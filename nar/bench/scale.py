@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import statistics
@@ -34,7 +35,7 @@ from nar.bench import environment, peak_rss_bytes
 from nar.config import from_dict
 from nar.data import generate
 from nar.evaluate import Evaluator, batches, hint_probe_count
-from nar.model.memory import estimate_bytes
+from nar.model.memory import check_plan, estimate_bytes
 from nar.processors import get_processor
 from nar.train import Trainer
 
@@ -53,18 +54,24 @@ def _device_memory() -> dict | None:
                                                                                 "bytes_in_use")}
 
 
-def _model(algorithm: str, processor: str, hidden: int, **train):
-    config = from_dict({"model": {"algorithm": algorithm, "processor": processor, "hidden": hidden,
-                                  "message_graph": "input"}, "train": train})
+def _config(algorithm: str, processor: str, hidden: int, **train):
+    """A sweep point's config: `processor` on the input graph, with `train` options."""
+    return from_dict({"model": {"algorithm": algorithm, "processor": processor, "hidden": hidden,
+                                "message_graph": "input"}, "train": train})
+
+
+def _model(config):
+    """A freshly initialised model of `config` and its parameters."""
     model = nar.build_model(config)
-    return config, model, nnx.to_pure_dict(nnx.split(model)[1])
+    return model, nnx.to_pure_dict(nnx.split(model)[1])
 
 
 def point_devices(p: dict) -> dict:
     """Train steps/s and eval graphs/s on however many devices this process sees."""
-    config, model, params = _model(p["algorithm"], p["processor"], p["hidden"], steps=p["train_steps"],
-                                   batch_size=32, log_every=max(1, p["train_steps"] // 6),
-                                   eval_every=p["train_steps"], checkpoint_every=p["train_steps"], val_samples=32)
+    config = _config(p["algorithm"], p["processor"], p["hidden"], steps=p["train_steps"], batch_size=32,
+                     log_every=max(1, p["train_steps"] // 6), eval_every=p["train_steps"],
+                     checkpoint_every=p["train_steps"], val_samples=32)
+    model, params = _model(config)
     with tempfile.TemporaryDirectory() as tmp:
         Trainer(config, tmp, progress=False).run()
         logged = [json.loads(line) for line in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
@@ -87,7 +94,9 @@ def point_devices(p: dict) -> dict:
 
 def point_size(p: dict) -> dict:
     """Evaluation of a fresh model on `graphs` sparse ER graphs of `n` nodes: time and memory."""
-    config, model, params = _model(p["algorithm"], p["processor"], p["hidden"])
+    config = _config(p["algorithm"], p["processor"], p["hidden"])
+    check_plan(config.model, False, p["n"], p["graphs"], p["degree"])  # before the model or a graph exists
+    model, params = _model(config)
     rss_base = peak_rss_bytes()
     t0 = time.perf_counter()
     tb = generate(p["algorithm"], p["graphs"], p["n"], 0, graph="sparse_er", degree=p["degree"]).trajectories
@@ -233,8 +242,8 @@ def main(argv=None) -> int:
         for key in ("hidden", "graphs"):
             if settings[key] < 1:
                 raise ValueError(f"--{key} must be positive, got {settings[key]}")
-        if not settings["degree"] > 0:
-            raise ValueError(f"--degree must be positive, got {settings['degree']}")
+        if not 0 < settings["degree"] < math.inf:
+            raise ValueError(f"--degree must be a finite number > 0, got {settings['degree']}")
     except ValueError as e:
         print(f"nar bench scale: error: {e}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -25,7 +26,7 @@ from nar.config import from_dict
 from nar.data import generate
 from nar.data.batch import make_batch
 from nar.evaluate import Evaluator
-from nar.model.memory import check_fits, estimate_bytes
+from nar.model.memory import check_fits, check_plan, estimate_bytes, family_degree
 from nar.train import Trainer, initial_state
 
 
@@ -62,6 +63,7 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
     extra = {}
     if get_algorithm(algorithm).kind != "sort":
         extra = {"graph": graph or "er", **({"degree": degree} if graph == "sparse_er" else {})}
+    check_plan(config.model, mode != "eval", num_nodes, batch_size, family_degree(graph or "er", degree))
     tb = generate(algorithm, batch_size, num_nodes, seed, **extra).trajectories
     batch = jax.device_put(make_batch(tb, kind, triplets=config.model.triplets))
     pad = batch.pad_sizes
@@ -133,6 +135,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     try:
+        if not 0 <= args.degree < math.inf:
+            raise ValueError(f"--degree must be a finite number >= 0, got {args.degree}")
         res = bench(args.algorithm, args.processor, args.num_nodes, args.batch_size, args.hidden, args.message_graph,
                     args.graph, args.degree, args.steps, args.mode)
     except (ValueError, MemoryError) as e:

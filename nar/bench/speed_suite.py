@@ -6,9 +6,9 @@ and a time limit: a row that does not fit or does not finish is recorded as skip
 graphs up to n = 64, sparse ER (degree 5) beyond, where a complete-graph processor pays for n² pairs. Rows already
 on disk are kept (rerun with `--force`, which keeps a row's dm-clrs figures unless dm-clrs runs again). The
 machine's float32 matmul rate, the scale for the rows' GFLOP/s, is measured first into `<out>/machine.json`. With
-`--dmclrs-python`, dm-clrs's model is timed on the same work in that throwaway virtualenv
-(`nar/bench/dmclrs_model.py`) and its figures stored beside nar's. Data-generation throughput is
-`nar.bench.data`'s (`make bench-speed` runs both).
+`--dmclrs-python`, dm-clrs's model is timed on the same work in that throwaway virtualenv (the repository's
+`benchmarks/dmclrs_model.py`: a source checkout only) and its figures stored beside nar's. Data-generation
+throughput is `nar.bench.data`'s (`make bench-speed` runs both).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nar.bench import environment
+from nar.bench import dmclrs_script, environment
 from nar.bench.report import MACHINE_FILE
 from nar.processors import PROCESSORS
 
@@ -89,10 +89,9 @@ def measure_machine(command: str) -> dict:
             "date": datetime.date.today().isoformat(), "command": command}
 
 
-def dmclrs_rows(python: str, rows: list[dict], timeout: float) -> list[dict]:
-    """dm-clrs's figures for the same (algorithm, processor, n, batch) work, timed in its own virtualenv; a row
-    past `timeout` seconds is recorded as an error row."""
-    script = Path(__file__).with_name("dmclrs_model.py")
+def dmclrs_rows(python: str, script: Path, rows: list[dict], timeout: float) -> list[dict]:
+    """dm-clrs's figures for the same (algorithm, processor, n, batch) work, timed by `script`
+    (`benchmarks/dmclrs_model.py`) in dm-clrs's own virtualenv; a row past `timeout` seconds is an error row."""
     out = subprocess.run([python, str(script), json.dumps(rows), str(timeout)], capture_output=True, text=True,
                          check=True).stdout
     return json.loads(out)
@@ -118,6 +117,11 @@ def main(argv=None) -> int:
     if unknown:
         print(f"nar bench suite-speed: error: unknown processor(s) {unknown}; known: {', '.join(PROCESSORS)}",
               file=sys.stderr)
+        return 2
+    try:  # before hours of measuring: the script dm-clrs runs exists
+        script = dmclrs_script("dmclrs_model.py") if args.dmclrs_python else None
+    except FileNotFoundError as e:
+        print(f"nar bench suite-speed: error: {e}", file=sys.stderr)
         return 2
     sizes = [int(x) for x in args.sizes.split(",")]
     out = Path(args.out)
@@ -151,7 +155,7 @@ def main(argv=None) -> int:
                  "p": er_density(n)}
                 for p in processors if p in DMCLRS_PROCESSORS for n in sizes if n <= DMCLRS_MAX_N
                 for mode in ("train", "eval")]
-        for ref in dmclrs_rows(args.dmclrs_python, want, timeout=args.timeout):
+        for ref in dmclrs_rows(args.dmclrs_python, script, want, timeout=args.timeout):
             path = out / f"{ref['algorithm']}_{ref['processor']}_n{ref['n']}.json"
             row = json.loads(path.read_text())
             key = "train_steps_per_s" if ref["mode"] == "train" else "eval_graphs_per_s"

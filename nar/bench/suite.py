@@ -31,6 +31,7 @@ from nar.bench import environment, git_commit, repository_root
 from nar.config import Config, from_dict, parse_set, read_toml
 from nar.config import load as load_config
 from nar.evaluate import Evaluator, evaluate_sizes
+from nar.model.memory import check_evaluation_fits
 from nar.processors import PROCESSORS
 from nar.specs import GRAPH_ALGORITHMS, SORTING_ALGORITHMS
 from nar.train import METRICS_FILE, Trainer, config_diff, train_trajectories, validation_set
@@ -191,8 +192,9 @@ def run_cell(suite: Suite, algorithm: str, processor: str, seed: int, results_di
     scores = {}
     for n in config.eval.sizes:
         try:
-            res = evaluate_sizes(trainer.model, trainer.best_params,
-                                 dataclasses.replace(config.eval, sizes=(n,)), evaluator)[n]
+            cfg = dataclasses.replace(config.eval, sizes=(n,))
+            check_evaluation_fits(config.model, cfg)  # before the test graphs are drawn
+            res = evaluate_sizes(trainer.model, trainer.best_params, cfg, evaluator)[n]
         except MemoryError as e:  # too big for this machine: recorded, not fatal
             res = {"skipped": str(e)}
         scores[str(n)] = res

@@ -3,11 +3,13 @@
 A dataset folder holds one file per array and `manifest.json` (format and generator version, the generating
 config, and each file's size and SHA-256). The manifest is written last and atomically, so a half-written folder
 has none and counts as missing. Loading checks every file against the manifest: a corrupt or truncated file raises
-`CorruptDatasetError` naming it, and `load_or_generate` then regenerates instead of using it.
+`CorruptDatasetError` naming it, and `load_or_generate` then regenerates instead of using it. A folder that cannot
+be written (read-only, a file in the way, a full disk) raises `DatasetWriteError` naming it, before generating.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -31,6 +33,29 @@ class CorruptDatasetError(ValueError):
     """A stored dataset does not match its manifest (missing, truncated or altered file, unreadable manifest)."""
 
 
+class DatasetWriteError(ValueError):
+    """A dataset folder cannot be written. A ValueError, as `CorruptDatasetError`, so that the command line
+    reports it as an error, not a traceback; the OSError behind it is its `__cause__`."""
+
+
+@contextlib.contextmanager
+def _writing(path: Path):
+    """Turn an OSError raised while writing the dataset at `path` into a `DatasetWriteError` naming it."""
+    try:
+        yield
+    except OSError as e:
+        raise DatasetWriteError(f"cannot write the dataset folder {path}: {e.strerror or e}"
+                                + (f" ({e.filename})" if e.filename else "")) from e
+
+
+def _partial(path: Path) -> Path:
+    """A fresh, empty `<path>.partial` folder to write into (its parents created)."""
+    tmp = path.with_name(path.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -47,22 +72,21 @@ def content_hash(files: Mapping[str, Mapping[str, Any]]) -> str:
 def save(dataset: Dataset, path: str | os.PathLike) -> Path:
     """Write `dataset` to folder `path` (replacing what is there); returns the folder."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    t = dataset.trajectories
-    arrays = {f: getattr(t, f) for f in _FIELDS} | {f"probe.{k}": v for k, v in t.probes.items()}
-    files = {}
-    for name, arr in arrays.items():
-        file = tmp / f"{name}.npy"
-        np.save(file, np.ascontiguousarray(arr), allow_pickle=False)
-        files[file.name] = {"sha256": _sha256(file), "bytes": file.stat().st_size}
-    manifest = {"format_version": FORMAT_VERSION, "algorithm": t.algorithm, "num_samples": len(t),
-                "config": dict(dataset.config), "files": files, "content_hash": content_hash(files)}
-    (tmp / (MANIFEST + ".tmp")).write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    os.replace(tmp / (MANIFEST + ".tmp"), tmp / MANIFEST)
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
+    with _writing(path):
+        tmp = _partial(path)
+        t = dataset.trajectories
+        arrays = {f: getattr(t, f) for f in _FIELDS} | {f"probe.{k}": v for k, v in t.probes.items()}
+        files = {}
+        for name, arr in arrays.items():
+            file = tmp / f"{name}.npy"
+            np.save(file, np.ascontiguousarray(arr), allow_pickle=False)
+            files[file.name] = {"sha256": _sha256(file), "bytes": file.stat().st_size}
+        manifest = {"format_version": FORMAT_VERSION, "algorithm": t.algorithm, "num_samples": len(t),
+                    "config": dict(dataset.config), "files": files, "content_hash": content_hash(files)}
+        (tmp / (MANIFEST + ".tmp")).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        os.replace(tmp / (MANIFEST + ".tmp"), tmp / MANIFEST)
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
     return path
 
 
@@ -131,6 +155,8 @@ def load_or_generate(path: str | os.PathLike, algorithm: str, num_samples: int, 
         pass
     except CorruptDatasetError as e:
         warnings.warn(f"regenerating a corrupt dataset: {e}", stacklevel=2)
+    with _writing(Path(path)):
+        _partial(Path(path)).rmdir()  # a first write, before generating: a folder that cannot be written fails now
     dataset = generate(algorithm, num_samples, num_nodes, seed, workers=workers, **kwargs)
     save(dataset, path)
     return dataset

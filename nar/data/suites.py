@@ -1,4 +1,4 @@
-"""Suite definitions and the code that materialises them in a cache folder.
+"""Named, versioned dataset suites and the code that writes them to a cache folder (`nar generate SUITE`).
 
 - `clrs30`: CLRS30's splits for our seven algorithms (train 1,000 at n=16 seed 1, val 32 at n=16 seed 2, test 32
   at n=64 seed 3), replaying dm-clrs's sampler stream, so the arrays equal dm-clrs's CLRS30 data bit for bit.
@@ -9,7 +9,10 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -87,3 +90,24 @@ def build_suite(suite: str, cache: str | Path, algorithms=None, workers: int | N
         log(f"{suite}/{split.folder}: {len(ds)} samples, n={split.num_nodes}, "
             f"T mean {ds.trajectories.n_step.mean():.1f}, {out[split.folder]['seconds']} s")
     return out
+
+
+def main(argv=None) -> int:
+    """`nar generate SUITE [--cache DIR] [--algorithms a,b] [--workers N] [--json]`: write a suite to the cache."""
+    parser = argparse.ArgumentParser(prog="nar generate", description="Write a dataset suite to a cache folder.")
+    parser.add_argument("suite", choices=sorted(SUITES))
+    parser.add_argument("--cache", default="cache", help="cache folder (default: ./cache)")
+    parser.add_argument("--algorithms", default=",".join(ALGORITHMS), help="comma-separated subset")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary instead of progress lines")
+    args = parser.parse_args(argv)
+    algorithms = [a for a in args.algorithms.split(",") if a]
+    try:
+        summary = build_suite(args.suite, args.cache, algorithms, args.workers,
+                              log=(lambda _: None) if args.json else print)
+    except ValueError as e:
+        parser.error(str(e))
+    if args.json:
+        json.dump(summary, sys.stdout, indent=1)
+        print()
+    return 0
