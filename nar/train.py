@@ -50,6 +50,7 @@ from nar.model.losses import training_loss
 from nar.model.memory import check_fits, check_training_fits
 from nar.model.net import Model
 from nar.processors import get_processor
+from nar.timing import TIMING_FILE, Clock
 from nar.trajectory import TrajectoryBatch
 
 CONFIG_FILE = "config.toml"
@@ -345,15 +346,20 @@ class Trainer:
         if self.main:
             _truncate_metrics(metrics_path, start)
         key = jax.random.wrap_key_data(state["key"])
-        val = self.evaluator.place(validation_batches(self.config))
+        clock = self.clock = Clock.resume(self.out, start)
+        session_start = dict(clock.seconds)
+        with clock("data"):
+            val = self.evaluator.place(validation_batches(self.config))
         params, opt_state = state["params"], state["opt_state"]
         best = {k: state[k] for k in ("best_params", "best_score", "best_step")}
         bar = Progress(cfg.steps, self.progress)
         t_start = time.perf_counter()
-        t_log, s_log = t_start, start
+        timed = 0  # training steps (not compiling) since the last log line, and their seconds
+        train_log = clock.seconds["train"]
         # The padded shape only grows; a resumed run continues from the shape its checkpoint was trained at.
         saved = np.asarray(state["pad"])
-        start_pads = initial_pads(self.config, groups) if not saved[:, 0].all() else [None] * len(saved)
+        with clock("data"):
+            start_pads = initial_pads(self.config, groups) if not saved[:, 0].all() else [None] * len(saved)
         pads = [GrowingPad(PadSizes(*map(int, row)) if row[0] else first) for row, first in zip(saved, start_pads)]
         shapes = [tuple(map(int, row)) for row in saved]  # per pad group, the shape of its latest trained batch
         mine = local_groups(mesh)
@@ -362,8 +368,10 @@ class Trainer:
         try:
             with open(metrics_path, "a") as log, _deferred_signals() as received:
                 for step in range(start, cfg.steps):
-                    s, (shape, local) = prefetch.get()
+                    with clock("data"):
+                        s, (shape, local) = prefetch.get()
                     assert s == step
+                    t0, compiles = time.perf_counter(), self.compiles
                     batch = shard_groups(mesh, local)
                     shapes[pad_group(self.config, step)] = astuple(shape)
                     params, opt_state, loss, parts, stats, status = self.train_step(
@@ -371,20 +379,26 @@ class Trainer:
                     done = step + 1
                     if int(status):  # read every step: one scalar, so that a non-finite step stops the run there
                         raise NonFiniteError(self._nonfinite_message(done, int(status), parts))
+                    compiled = self.compiles != compiles
+                    clock.add("compile" if compiled else "train", time.perf_counter() - t0)
+                    timed += not compiled
                     if on_step is not None:
                         on_step(done, loss)
                     if done % cfg.log_every == 0 or done == cfg.steps:
                         loss = float(loss)
-                        now = time.perf_counter()
-                        rate = (done - s_log) / max(now - t_log, 1e-9)
-                        t_log, s_log = now, done
+                        # Steps/s of the training steps alone: compiling, data waits, validation and checkpoints
+                        # are timed apart (`clock`).
+                        rate = timed / (clock.seconds["train"] - train_log) if timed else None
+                        timed, train_log = 0, clock.seconds["train"]
                         _write(log, {"step": done, "loss": loss, "steps_per_s": rate, "compiles": self.compiles,
                                      **{f"loss/{k}": float(v) for k, v in parts.items()},
                                      **{k: float(v) for k, v in stats.items()}})
-                        bar.update(done, f"loss {loss:.4f} {rate:.1f} steps/s best val "
-                                         f"{float(best['best_score']):.4f}")
+                        bar.update(done, f"loss {loss:.4f} "
+                                         f"{_progress_text(clock, session_start, rate, done - start, cfg.steps - done)}"
+                                         f" best val {float(best['best_score']):.4f}")
                     if done % cfg.eval_every == 0 or done == cfg.steps:
-                        res = self.evaluator(params, val)
+                        with clock("validation"):
+                            res = self.evaluator(params, val)
                         if np.float32(res["score"]) > np.float32(best["best_score"]):  # as stored
                             best = {"best_params": params, "best_score": jnp.asarray(res["score"], jnp.float32),
                                     "best_step": jnp.asarray(done, jnp.int32)}
@@ -394,9 +408,12 @@ class Trainer:
                     signum = _agreed_signal(received)
                     if signum or done % cfg.checkpoint_every == 0 or done == cfg.steps:
                         log.flush()
-                        self.checkpointer.save(done, replicate(mesh, {
-                            "params": params, "opt_state": opt_state, **best, "step": np.int32(done),
-                            "key": state["key"], "pad": np.asarray(shapes, np.int32)}))
+                        with clock("checkpoint"):
+                            self.checkpointer.save(done, replicate(mesh, {
+                                "params": params, "opt_state": opt_state, **best, "step": np.int32(done),
+                                "key": state["key"], "pad": np.asarray(shapes, np.int32)}))
+                        if self.main:  # the time up to this checkpoint, which a resumed run starts from
+                            write_atomic(self.out / TIMING_FILE, clock.record(done))
                     if signum:
                         print(f"training of {self.out} stopped by {signal.Signals(signum).name} after step {done}, "
                               f"checkpointed; continue it with --resume", file=sys.stderr)
@@ -409,6 +426,7 @@ class Trainer:
         summary = _strict({"steps": cfg.steps, "resumed_from": start, "best_val_score": float(best["best_score"]),
                            "best_step": int(best["best_step"]), "compiles": self.compiles,
                            "eval_compiles": self.evaluator.compiles, "seconds": time.perf_counter() - t_start})
+        summary["timing"] = clock.to_dict()
         if self.main:
             write_atomic(self.out / "summary.json", json.dumps(summary, indent=1, allow_nan=False))
         return summary
@@ -420,6 +438,18 @@ class Trainer:
         return (f"training of {self.out} stopped at step {step}: {STEP_FAULTS[status]} not finite{detail}. The step "
                 f"was not applied; the checkpoints (latest: step {self.checkpointer.latest_step()}) hold finite "
                 f"parameters. A lower train.learning_rate or train.grad_clip may help.")
+
+
+def _progress_text(clock: Clock, session_start: dict, rate: float | None, steps_done: int, steps_left: int) -> str:
+    """The progress line's speed part: training steps/s, the time spent apart from steps, and the time left at this
+    session's pace (every phase but compiling; `session_start`: the clock's seconds when this session began)."""
+    s = clock.seconds
+    spent = sum(s.values())
+    apart = f"compile {s['compile']:.0f}s, val {s['validation']:.0f}s, ckpt {s['checkpoint']:.0f}s"
+    pace = sum(s[p] - session_start[p] for p in s if p != "compile") / max(steps_done, 1)
+    eta = time.strftime("%H:%M:%S", time.gmtime(pace * steps_left)) if steps_done else "?"
+    speed = f"{rate:.1f} steps/s" if rate else "compiling"
+    return f"{speed} ({apart}; {spent:.0f}s in all) ETA {eta}"
 
 
 # What `Trainer.train_step`'s status codes say went non-finite.

@@ -29,6 +29,7 @@ from nar.cli import main
 from nar.config import load
 from nar.evaluate import evaluate_sizes
 from nar.evaluate import test_set as eval_test_set
+from nar.timing import TIMING_FILE
 from nar.train import (
     CHECKPOINTS,
     CONFIG_FILE,
@@ -179,7 +180,13 @@ def test_result_file_is_complete(finished, cell):
     assert t["best_step"] in (2, 4, 6)
     assert isinstance(t["best_val_score"], float)
     assert set(t["curve"]) >= {"loss", "val_score"}
-    assert set(r["wall_seconds"]) == {"train", "eval"} and all(v > 0 for v in r["wall_seconds"].values())
+    wall = r["wall_seconds"]
+    assert all(wall[p] > 0 for p in ("compile", "train", "validation", "checkpoint")) and wall["data"] >= 0
+    assert set(wall["test"]) == {"5", "8"} and all(v > 0 for v in wall["test"].values())
+    assert wall["training"] == pytest.approx(sum(wall[p] for p in ("data", "compile", "train", "validation",
+                                                                   "checkpoint")))
+    assert wall["total"] == pytest.approx(wall["training"] + sum(wall["test"].values()))
+    assert wall["sessions"] == 1 and wall["complete"]
     assert set(r["data"]) == {"validation", "train_batch_0", "test"} and set(r["data"]["test"]) == {"5", "8"}
     assert set(r["device"]) >= {"platform", "kind", "count"} and r["device"]["platform"] == "cpu"
     assert set(r["versions"]) >= {"jax", "flax", "nar"} and r["versions"]["jax"] == jax.__version__
@@ -285,10 +292,15 @@ def test_killed_cell_resumes_from_its_checkpoint(finished, tmp_path):
     assert ckpt.latest_step() == 4
     ckpt.close()
     assert max(m["step"] for m in read_metrics(run)) == 4  # interrupted before step 5 was logged
+    first = json.loads((run / TIMING_FILE).read_text())
 
     result = bench.run_cell(suite, algorithm, processor, seed, tmp_path / "results", tmp_path / "runs",
                             log=lambda m: None)
     assert result["training"]["resumed_from"] == 4
+    # The cell's wall time sums both sessions: the killed one's, up to its checkpoint, and the resumed one's.
+    wall = result["wall_seconds"]
+    assert wall["sessions"] == 2 and wall["complete"]
+    assert all(wall[p] >= first["seconds"][p] for p in first["seconds"]) and wall["training"] > first["total"]
     assert json.loads((tmp_path / "results" / f"{cell}.json").read_text()) == result
     assert_same_outcome(result, finished.results[cell])  # the uninterrupted run, bit for bit
     assert read_metrics(run)[-1]["step"] == STEPS

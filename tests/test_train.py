@@ -31,6 +31,7 @@ from nar.evaluate import test_set as eval_test_set
 from nar.model.memory import check_fits, estimate_bytes
 from nar.processors import PROCESSORS
 from nar.specs import SPECS
+from nar.timing import TIMING_FILE
 from nar.train import (
     CHECKPOINTS,
     CONFIG_FILE,
@@ -126,6 +127,22 @@ def test_loss_falls(reference):
     assert losses[-10:].mean() < 0.75 * losses[:10].mean()
 
 
+def test_wall_time_is_split_by_phase_and_steps_per_s_counts_training_steps_alone(reference):
+    timing = reference.summary["timing"]
+    assert timing["sessions"] == 1 and timing["complete"]
+    assert set(timing["seconds"]) == {"data", "compile", "train", "validation", "checkpoint"}
+    assert all(timing["seconds"][p] > 0 for p in ("compile", "train", "validation", "checkpoint"))
+    assert timing["total"] == pytest.approx(sum(timing["seconds"].values()))
+    # Every logged rate covers training steps only: together they account for the train phase's seconds.
+    rates = [(r["step"], r["steps_per_s"]) for r in reference.records if "loss" in r]
+    assert rates[0][1] is None  # step 1 compiled: no training step in its window
+    timed = [1 / rate for _, rate in rates if rate is not None]  # log_every=1: one step per window
+    assert len(timed) == STEPS - reference.trainer.compiles
+    assert sum(timed) == pytest.approx(timing["seconds"]["train"], rel=1e-6)
+    # The step whose batch grew the padded shape compiled: its window holds no training step either.
+    assert sum(rate is None for _, rate in rates) == reference.trainer.compiles
+
+
 def test_validation_records_and_best_score(reference):
     val = [r for r in reference.records if "val_score" in r]
     assert [r["step"] for r in val] == [10, 20, 30, 40]
@@ -199,12 +216,20 @@ def test_resume_after_interruption_is_bitwise_identical(reference, tmp_path):
     ckpt = Checkpointer(tmp_path / CHECKPOINTS)
     assert ckpt.latest_step() == 20
     ckpt.close()
+    first = json.loads((tmp_path / TIMING_FILE).read_text())  # the time up to the checkpoint of step 20
+    assert first["step"] == 20 and first["sessions"] == 1 and first["seconds"]["train"] > 0
     killed = read_metrics(tmp_path)
     assert max(r["step"] for r in killed) == INTERRUPT - 1  # records after the checkpoint, to be dropped
 
     resumed = Trainer(cfg, tmp_path, resume=True, progress=False)
     summary = resumed.run()
     assert summary["resumed_from"] == 20
+    # Wall time sums over both sessions: the first one's, up to its checkpoint, plus all of the second one's.
+    timing = summary["timing"]
+    assert timing["sessions"] == 2 and timing["complete"]
+    for phase, seconds in first["seconds"].items():
+        assert timing["seconds"][phase] >= seconds, phase
+    assert timing["seconds"]["train"] > first["seconds"]["train"]
     assert_trees_equal(resumed.params, reference.trainer.params)
     assert_trees_equal(resumed.best_params, reference.trainer.best_params)
     assert (summary["best_val_score"], summary["best_step"]) == (reference.summary["best_val_score"],

@@ -135,7 +135,7 @@ def _curve(metrics_path: Path) -> dict:
         for line in metrics_path.read_text().splitlines():
             record = json.loads(line)
             for key in series:
-                if key in record:
+                if record.get(key) is not None:  # steps_per_s is null for a window of compiling steps only
                     series[key].append([record["step"], record[key]])
     out = {}
     for key, points in series.items():
@@ -184,13 +184,12 @@ def run_cell(suite: Suite, algorithm: str, processor: str, seed: int, results_di
         run.mkdir(parents=True, exist_ok=True)
         trained_file.write_text(json.dumps(measured_with, indent=1))
     trained_with = json.loads(trained_file.read_text()) if trained_file.is_file() else None
-    t0 = time.perf_counter()
     trainer = Trainer(config, run, resume=(run / "config.toml").exists(), progress=False)
     summary = trainer.run()
-    t1 = time.perf_counter()
     evaluator = Evaluator(trainer.model, config.eval.closed_gate)
-    scores = {}
+    scores, test_seconds = {}, {}
     for n in config.eval.sizes:
+        t0 = time.perf_counter()
         try:
             cfg = dataclasses.replace(config.eval, sizes=(n,))
             check_evaluation_fits(config.model, cfg)  # before the test graphs are drawn
@@ -198,7 +197,7 @@ def run_cell(suite: Suite, algorithm: str, processor: str, seed: int, results_di
         except MemoryError as e:  # too big for this machine: recorded, not fatal
             res = {"skipped": str(e)}
         scores[str(n)] = res
-    t2 = time.perf_counter()
+        test_seconds[str(n)] = time.perf_counter() - t0
     train_hash = train_trajectories(config, 0).content_hash()
     cell_command = (f"nar bench run {suite.path} --algorithms {algorithm} --processors {processor} "
                     f"--seeds {seed} --steps {config.train.steps} --sizes {','.join(map(str, config.eval.sizes))}"
@@ -212,7 +211,7 @@ def run_cell(suite: Suite, algorithm: str, processor: str, seed: int, results_di
         "training": {"steps": summary["steps"], "best_step": summary["best_step"],
                      "best_val_score": summary["best_val_score"], "resumed_from": summary["resumed_from"],
                      "compiles": summary["compiles"], "curve": _curve(run / METRICS_FILE)},
-        "wall_seconds": {"train": t1 - t0, "eval": t2 - t1},
+        "wall_seconds": _wall_seconds(summary["timing"], test_seconds),
         "data": {"validation": validation_set(config).content_hash(), "train_batch_0": train_hash,
                  "test": {k: v.get("data_hash") for k, v in scores.items()}},
         **measured_with, "trained_with": trained_with, "xla_flags": os.environ.get("XLA_FLAGS", ""),
@@ -225,8 +224,18 @@ def run_cell(suite: Suite, algorithm: str, processor: str, seed: int, results_di
     os.replace(tmp, out)  # atomic: a killed write leaves no half file behind
     shown = " ".join(f"n={k}:{v['score']:.3f}/{v.get('exact', float('nan')):.3f}" if "score" in v
                      else f"n={k}:skipped" for k, v in scores.items())  # node-level score / graph-level exact
-    log(f"{name}: {shown} (train {t1 - t0:.0f}s, test {t2 - t1:.0f}s)")
+    wall = result["wall_seconds"]
+    log(f"{name}: {shown} (training {wall['training']:.0f}s, test {sum(test_seconds.values()):.0f}s)")
     return result
+
+
+def _wall_seconds(timing: dict, test_seconds: dict) -> dict:
+    """The cell's wall time: training's phases summed over every session of its run (`nar.timing`), the test of each
+    size in this invocation, and their totals."""
+    training = timing["total"]
+    return {**timing["seconds"], "training": training, "test": test_seconds,
+            "total": training + sum(test_seconds.values()), "sessions": timing["sessions"],
+            "complete": timing["complete"]}
 
 
 def check_clean(results_dir: Path, allow_dirty: bool) -> None:
