@@ -33,7 +33,7 @@ bench-data: install
 # Result files land in results/quick/ (one JSON per cell); a finished cell is not recomputed.
 JOBS ?= 2
 bench-quick: install
-	$(PY) -m nar.cli bench run configs/bench/quick.toml --jobs $(JOBS)
+	$(PY) -m nar.cli bench run quick --jobs $(JOBS)
 
 # The CLRS protocol (10,000 steps, batch 32, sizes 4..16, best validation, 3 seeds) for a chosen set, e.g.
 # `make bench-full ALGOS=bfs,bellman_ford PROCESSORS=mpnn,triplet_gmpnn SEEDS=1,2,3`. Resumable: rerun the same
@@ -44,7 +44,7 @@ PROCESSORS ?= mpnn,triplet_gmpnn
 SEEDS ?= 1,2,3
 FULL_JOBS ?= 1
 bench-full: install
-	$(PY) -m nar.cli bench run configs/bench/full.toml --algorithms $(ALGOS) --processors $(PROCESSORS) \
+	$(PY) -m nar.cli bench run full --algorithms $(ALGOS) --processors $(PROCESSORS) \
 		--seeds $(SEEDS) --jobs $(FULL_JOBS) $(if $(STEPS),--steps $(STEPS)) $(if $(RESULTS),--results $(RESULTS))
 
 # Speed: data generation, train steps/s, eval graphs/s, FLOPs, compile time and peak memory per processor at

@@ -1,16 +1,18 @@
 """The `nar` command: a thin shell over the Python API.
 
     nar generate SUITE ...                     write a dataset suite (`nar.data.suites`)
-    nar train --algorithm A --processor P ...  train a model into a run directory (resumable)
+    nar train --config A/P ...                 train a model into a run directory (resumable)
+    nar config show A/P [--set ...]            print the resolved config a run would use (TOML)
     nar eval DIR [--sizes 16,64,256] ...       out-of-distribution table of a trained run (node-level score
                                                and graph-level exact match per size)
-    nar bench run SUITE ...                    accuracy benchmark cells (configs/bench/*.toml), resumable
+    nar bench run SUITE ...                    accuracy benchmark cells (suites quick, full), resumable
     nar bench speed ...                        train/eval speed, compile time, memory and FLOPs
     nar bench suite-speed ...                  `make bench-speed`: every processor at n = 16 ... 1,024
     nar bench fsa-distance ...                 GraphFSA on its paper's Distance task, with the learned table
 
 Both `train` and `eval` run data parallel over every device they see, and take --cpu-devices (simulated CPU
 devices) and --num-processes/--process-id/--coordinator (a multi-process run; process 0 writes and prints).
+Results go to stdout, progress, warnings and errors to stderr; exit codes are in `EXIT_CODES`.
 """
 
 from __future__ import annotations
@@ -20,11 +22,16 @@ import contextlib
 import json
 import os
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 # `nar bench <name>`: the module whose main() runs it.
 BENCHES = {"run": "nar.bench.suite", "speed": "nar.bench.speed", "suite-speed": "nar.bench.speed_suite",
            "fsa-distance": "nar.bench.fsa_distance", "scale": "nar.bench.scale"}
+EXIT_CODES = """exit status: 0 success; 1 a runtime failure (a failed benchmark cell, a process of a multi-process
+run that never joined, any other error); 2 a usage or config error (a bad option, an unknown name or key, a value
+out of range, a plan too big for memory); 130 and 143 a training run stopped by Ctrl-C or SIGTERM (after a
+checkpoint)."""
 
 
 def _sizes(text: str) -> list[int]:
@@ -55,24 +62,40 @@ def _native_stdout_to_stderr():
         os.close(saved)
 
 
-def _train(args) -> int:
-    from nar.config import load
-    from nar.train import CONFIG_FILE, Trainer
+def _resolved(args):
+    """The config `nar train` and `nar config show` resolve: --config (a name or a file; without one the name
+    --algorithm/--processor), then the flags, then --set."""
+    from nar.config import ModelConfig, load
 
     flags = {"model": {}, "train": {}}
     for key, section, name in (("algorithm", "model", "algorithm"), ("processor", "model", "processor"),
                                ("steps", "train", "steps"), ("seed", "train", "seed"),
                                ("message_graph", "model", "message_graph")):
-        if getattr(args, key) is not None:
+        if getattr(args, key, None) is not None:
             flags[section][name] = getattr(args, key)
-    config_file = args.config
-    if args.resume and config_file is None:  # continue with the run's own config; flags still override
-        config_file = Path(args.out) / CONFIG_FILE
-        if not config_file.is_file():
-            raise FileNotFoundError(f"cannot resume: {config_file} does not exist (no run in {args.out})")
-    config = load(config_file, args.set, **flags)
+    source = args.config
+    if getattr(args, "resume", False) and source is None:  # continue with the run's own config; flags override
+        from nar.train import CONFIG_FILE
+
+        source = Path(args.out) / CONFIG_FILE
+        if not source.is_file():
+            raise FileNotFoundError(f"cannot resume: {source} does not exist (no run in {args.out})")
+    if source is None:
+        source = f"{args.algorithm or ModelConfig.algorithm}/{args.processor or ModelConfig.processor}"
+    return load(source, args.set, **flags)
+
+
+def _train(args) -> int:
+    from nar.train import Trainer
+
+    config = _resolved(args)
     summary = Trainer(config, args.out, resume=args.resume, progress=not args.quiet).run()
     print(json.dumps(summary))
+    return 0
+
+
+def _config_show(args) -> int:
+    print(_resolved(args).to_toml(), end="")
     return 0
 
 
@@ -103,9 +126,9 @@ def _eval(args) -> int:
     if args.data:
         from nar.evaluate import evaluate_dataset
 
-        results = {}
-        for path in args.data:
-            results.update(evaluate_dataset(model, params, path, cfg))
+        # Keyed by dataset and size: two datasets of one size stay apart.
+        results = {f"{path}:{n}": r for path in args.data for n, r in evaluate_dataset(model, params, path,
+                                                                                        cfg).items()}
     else:
         results = evaluate_sizes(model, params, cfg, log=log)
     if not main_process:
@@ -142,7 +165,7 @@ def _device_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--coordinator", metavar="HOST:PORT",
                    help="process 0's address (JAX_COORDINATOR_ADDRESS); 'auto' on clusters JAX detects (SLURM, TPU)")
     p.add_argument("--init-timeout", dest="init_timeout", type=float, metavar="SECONDS",
-                   help="give up (exit 3, naming the missing processes) if not every process has joined by then "
+                   help="give up (exit 1, naming the missing processes) if not every process has joined by then "
                         "(default: NAR_INIT_TIMEOUT, else 300)")
 
 
@@ -156,31 +179,54 @@ def _start_devices(args) -> bool:
     return distributed.initialize(args.num_processes, args.process_id, args.coordinator, args.init_timeout)
 
 
+def _names(kind: str) -> list[str]:
+    """The registered algorithms or processors (read when the parser is built: ones registered at run time, before
+    `main`, are choices too)."""
+    from nar.processors import PROCESSORS
+    from nar.specs import SPECS
+
+    return list(SPECS if kind == "algorithm" else PROCESSORS)
+
+
+def _config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config key, e.g. train.steps=500 (repeatable; applied last)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nar", description="Neural algorithmic reasoning on graphs, in JAX.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="nar", description="Neural algorithmic reasoning on graphs, in JAX.",
+                                epilog=EXIT_CODES)
+    p.add_argument("--version", action="version", version=f"%(prog)s {version('nar')}",
+                   help="print nar's version and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("generate", help="write a dataset suite (see `nar generate --help`)", add_help=False)
-    t = sub.add_parser("train", help="train a model into a run directory")
-    t.add_argument("--algorithm")
-    t.add_argument("--processor")
-    t.add_argument("--message-graph", dest="message_graph", choices=("complete", "input"))
-    t.add_argument("--steps", type=int)
-    t.add_argument("--seed", type=int)
-    t.add_argument("--config", help="a TOML file (see configs/)")
-    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config key")
+    algorithms, processors = _names("algorithm"), _names("processor")
+    t = sub.add_parser("train", help="train a model into a run directory", epilog=EXIT_CODES)
+    t.add_argument("--config", metavar="NAME|FILE",
+                   help="ALGORITHM/PROCESSOR (e.g. bfs/mpnn: the config shipped with nar, see `nar config show`) "
+                        "or a TOML file; default: the name --algorithm/--processor give")
+    t.add_argument("--algorithm", choices=algorithms, metavar="ALGORITHM",
+                   help=f"the algorithm to learn (default bfs): {', '.join(algorithms)}")
+    t.add_argument("--processor", choices=processors, metavar="PROCESSOR",
+                   help=f"the processor (default mpnn): {', '.join(processors)}")
+    t.add_argument("--message-graph", dest="message_graph", choices=("complete", "input"),
+                   help="the graph messages run over: %(choices)s (default: the processor's; sorts: complete)")
+    t.add_argument("--steps", type=int, help="training steps (train.steps)")
+    t.add_argument("--seed", type=int, help="training seed (train.seed)")
+    _config_flags(t)
     t.add_argument("--out", required=True, help="run directory (config, metrics.jsonl, checkpoints)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _device_flags(t)
     t.set_defaults(func=_train)
-    e = sub.add_parser("eval", help="evaluate a trained run at several graph sizes")
+    e = sub.add_parser("eval", help="evaluate a trained run at several graph sizes", epilog=EXIT_CODES)
     e.add_argument("run", help="run directory written by `nar train`")
-    e.add_argument("--sizes", type=_sizes)
+    e.add_argument("--sizes", type=_sizes, help="comma-separated test sizes (default: the run's eval.sizes)")
     e.add_argument("--graph", help="graph family ('auto': CLRS's ER up to n=64, sparse_er beyond)")
     e.add_argument("--degree", type=float, help="expected degree of sparse_er graphs")
     e.add_argument("--samples", type=int, help="test graphs per size")
     e.add_argument("--data", action="append", help="a stored dataset folder (e.g. from `nar generate clrs30`) "
-                   "instead of drawing test sets; repeatable")
+                   "instead of drawing test sets; repeatable (results keyed FOLDER:SIZE)")
     e.add_argument("--gate", choices=("learned", "closed"),
                    help="G-ForgetNet: run with the learned history gate or with it shut (pure Markov)")
     e.add_argument("--table", action="store_true",
@@ -190,14 +236,18 @@ def _parser() -> argparse.ArgumentParser:
                    "(graph-level exact match), per output and per hint")
     _device_flags(e)
     e.set_defaults(func=_eval)
-    sub.add_parser("bench", help="benchmarks: `nar bench run|speed|suite-speed|fsa-distance --help`",
+    c = sub.add_parser("config", help="show the resolved config a run would use", epilog=EXIT_CODES)
+    show = c.add_subparsers(dest="action", required=True, metavar="ACTION").add_parser(
+        "show", help="print the resolved config (TOML, as a run's config.toml keeps it)", epilog=EXIT_CODES)
+    show.add_argument("config", metavar="NAME|FILE", help="ALGORITHM/PROCESSOR (e.g. bfs/mpnn) or a TOML file")
+    _config_flags(show)
+    show.set_defaults(func=_config_show)
+    sub.add_parser("bench", help="benchmarks: `nar bench run|speed|suite-speed|fsa-distance|scale --help`",
                    add_help=False)
     return p
 
 
-def main(argv=None) -> int:
-    """The `nar` command: parse `argv` (default: sys.argv), run the subcommand, return its exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] == "generate":
         from nar.data.suites import main as generate
 
@@ -210,12 +260,24 @@ def main(argv=None) -> int:
 
         return importlib.import_module(BENCHES[argv[1]]).main(argv[2:])
     args = _parser().parse_args(argv)
+    multi_process = hasattr(args, "cpu_devices") and _start_devices(args)  # train, eval: before JAX's backend
+    with _native_stdout_to_stderr() if multi_process else contextlib.nullcontext():
+        return args.func(args)
+
+
+def main(argv=None) -> int:
+    """The `nar` command: parse `argv` (default: sys.argv), run the subcommand, return its exit status
+    (`EXIT_CODES`: 2 for usage and config errors, 1 for other failures)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = "nar" + (f" {argv[0]}" if argv and not argv[0].startswith("-") else "")
     try:
-        with _native_stdout_to_stderr() if _start_devices(args) else contextlib.nullcontext():
-            return args.func(args)
+        return _dispatch(argv)
     except (ValueError, FileNotFoundError, FileExistsError, MemoryError) as e:  # incl. CorruptDatasetError
-        print(f"nar {args.command}: error: {e}", file=sys.stderr)
+        print(f"{command}: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # a runtime failure: one line, not a traceback
+        print(f"{command}: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

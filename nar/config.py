@@ -1,7 +1,9 @@
 """Run configuration: three plain sections (model, train, eval) read from TOML files and `--set key=value`.
 
-Files under `configs/` are readable TOML; flags override files; an unknown key or a bad value is a `ValueError`
-that names it. Defaults follow CLRS (Ibarz et al. 2022).
+A config is a TOML file or a name, ALGORITHM/PROCESSOR, composed from small files shipped in the package
+(`nar/configs/`: the CLRS protocol in default.toml, then the processor's and the algorithm's changes; `compose`).
+Flags override either; an unknown key or a bad value is a `ValueError` that names it. Defaults follow CLRS
+(Ibarz et al. 2022).
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ import dataclasses
 import math
 import sys
 import tomllib
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from nar.data import CLRS_TRAIN_SIZES, GRAPH_FAMILIES
 from nar.model.net import ModelConfig
+from nar.processors import PROCESSORS
+from nar.specs import SPECS
 
 GATE_PENALTIES = ("none", "magnitude", "closed_loss")
 # How training sizes are mixed: "per_batch" is CLRS's protocol (each batch drawn at one size, the sizes cycled from
@@ -254,9 +259,10 @@ def parse_set(items: list[str]) -> dict:
     return data
 
 
-def read_toml(path: str | Path, what: str = "config file") -> dict:
-    """A TOML file as a dict; a missing or malformed file is a ValueError naming it."""
-    path = Path(path)
+def read_toml(path, what: str = "config file") -> dict:
+    """A TOML file (a path, or a `CONFIG_DATA` file) as a dict; a missing or malformed file is a ValueError naming
+    it."""
+    path = Path(path) if isinstance(path, str) else path
     if not path.is_file():
         raise ValueError(f"{what} {path} does not exist")
     try:
@@ -265,10 +271,59 @@ def read_toml(path: str | Path, what: str = "config file") -> dict:
         raise ValueError(f"{what} {path} is not valid TOML: {e}") from None
 
 
-def load(path: str | Path | None = None, overrides: list[str] | None = None, **sections) -> Config:
-    """A config from a TOML file (optional), then `sections` (dicts), then `--set` overrides, in that order."""
-    data = {} if path is None else read_toml(path)
-    config = from_dict(data)
+# The configs shipped with the package (package data, so an installed nar finds them from any directory).
+CONFIG_DATA = resources.files("nar") / "configs"
+
+
+def is_name(source: str | Path) -> bool:
+    """Whether `source` names a shipped config (or suite) rather than a file: a string that is neither a .toml
+    path nor an existing file. A path therefore still works wherever a name does."""
+    return isinstance(source, str) and not source.endswith(".toml") and not Path(source).exists()
+
+
+def _known(value: str, known, what: str) -> str:
+    if value not in known:
+        raise ValueError(f"unknown {what} {value!r}; known: {', '.join(known)}")
+    return value
+
+
+def _delta(*parts: str) -> dict:
+    """A shipped file's keys ({} where there is none: that name changes nothing)."""
+    path = CONFIG_DATA.joinpath(*parts)
+    return read_toml(path) if path.is_file() else {}
+
+
+def compose(algorithm: str, processor: str) -> Config:
+    """The config of ALGORITHM/PROCESSOR: default.toml, then processors/<processor>.toml, then
+    algorithms/<algorithm>.toml with its [processors.<processor>] tables (what changes for that pair only).
+    Algorithms and processors registered at run time compose too, from the defaults."""
+    _known(algorithm, SPECS, "algorithm")
+    _known(processor, PROCESSORS, "processor")
+    own = _delta("algorithms", f"{algorithm}.toml")
+    pair = own.pop("processors", {}).get(processor, {})
+    data: dict = {}
+    for layer in (_delta("default.toml"), _delta("processors", f"{processor}.toml"), own, pair,
+                  {"model": {"algorithm": algorithm, "processor": processor}}):
+        for section, values in layer.items():
+            data.setdefault(section, {}).update(values)
+    return from_dict(data)
+
+
+def named(name: str) -> Config:
+    """The config a name gives: ALGORITHM/PROCESSOR, or ALGORITHM alone (with the default processor)."""
+    algorithm, _, processor = name.partition("/")
+    if not algorithm or "/" in processor:
+        raise ValueError(f"a config is a TOML file or a name ALGORITHM/PROCESSOR (e.g. bfs/mpnn), got {name!r}")
+    return compose(algorithm, processor or ModelConfig.processor)
+
+
+def load(source: str | Path | None = None, overrides: list[str] | None = None, **sections) -> Config:
+    """A config from a TOML file or a name (`named`; optional), then `sections` (dicts), then `--set` overrides, in
+    that order."""
+    if source is None:
+        config = Config()
+    else:
+        config = named(source) if is_name(source) else from_dict(read_toml(source))
     for extra in (sections, parse_set(overrides or [])):
         config = from_dict(extra, config)
     return config

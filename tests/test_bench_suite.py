@@ -5,7 +5,7 @@ graphs of 4 or 5 nodes, tested at n = 5 and 8 on four graphs each.
 The suite is run once for the whole module (`finished`) and its results and run folders are shared, read-only:
 tests that need to change something copy them first. Every check compares the suite's output with a truth
 computed independently (the run's own checkpoint, metrics.jsonl, the test and validation sets drawn again, the
-cell config layered by hand from configs/<algorithm>_<processor>.toml).
+cell config layered by hand on its config name ALGORITHM/PROCESSOR).
 
 As in tests/test_train.py, JAX's persistent compilation cache lives in a temporary directory while this module
 runs, and (as in tests/test_forget.py) XLA runs with most optimisations off: compiles dominate the cost of such
@@ -40,7 +40,6 @@ from nar.train import (
     validation_set,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 STEPS = 6
 EVAL_SIZES = (5, 8)
 SUITE = f"""\
@@ -200,9 +199,7 @@ def test_result_file_is_complete(finished, cell):
 @pytest.mark.parametrize("cell", DONE)
 def test_result_config_is_the_cell_config_with_the_suite_budget(finished, cell):
     r = finished.results[cell]
-    own = ROOT / "configs" / f"{r['algorithm']}_{r['processor']}.toml"
-    assert own.is_file()  # precondition: the cell starts from its own config file
-    expected = load(own, BUDGET + [f"train.seed={r['seed']}"]).to_dict()
+    expected = load(f"{r['algorithm']}/{r['processor']}", BUDGET + [f"train.seed={r['seed']}"]).to_dict()
     assert r["config"] == expected
     assert load(finished.runs_dir / cell / CONFIG_FILE).to_dict() == expected  # and the run trained with it
 
@@ -285,7 +282,7 @@ def test_killed_cell_resumes_from_its_checkpoint(finished, tmp_path):
         if step == 5:
             raise Interrupt
 
-    config = load(ROOT / "configs" / "bfs_pgn.toml", BUDGET + ["train.seed=0"])
+    config = load("bfs/pgn", BUDGET + ["train.seed=0"])
     with pytest.raises(Interrupt):
         Trainer(config, run, progress=False).run(on_step=stop)
     ckpt = Checkpointer(run / CHECKPOINTS)

@@ -89,7 +89,7 @@ def write_cell(results: Path, suite: str, algorithm: str, processor: str, seed: 
         "versions": {"nar": "0.1.0", "jax": "0.4.35"},
         "commit": "0123456789abcdef0123456789abcdef01234567",
         "date": f"2026-11-{20 + seed:02d}T10:00:00+00:00",
-        "command": f"nar bench run configs/bench/{suite}.toml",
+        "command": f"nar bench run {suite}",
     }
     path = results / suite / f"{algorithm}_{processor}_s{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -190,11 +190,11 @@ def evaluate_distance(fsa: GraphFSA, sizes, families, graphs: int, seed: int) ->
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="nar bench fsa-distance", description=__doc__.split("\n\n")[0])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--sizes", default="10,20,50,100,1000")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    p.add_argument("--batch-size", type=int, default=32, help="graphs per batch (default 32)")
+    p.add_argument("--lr", type=float, default=0.1, help="Adam's learning rate (default 0.1)")
+    p.add_argument("--sizes", default="10,20,50,100,1000", help="comma-separated test sizes (default %(default)s)")
     p.add_argument("--graphs", type=int, default=100, help="test graphs per size and family")
     p.add_argument("--out", help="JSON result file")
     args = p.parse_args(argv)

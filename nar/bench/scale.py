@@ -212,7 +212,7 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", type=_ints, help="graph sizes of the size sweep (default 1024,4096,16384,65536)")
     p.add_argument("--algorithms", help="comma-separated (default bfs,bellman_ford)")
     p.add_argument("--processor", default="mpnn", help="run on the input graph (message_graph='input')")
-    p.add_argument("--hidden", type=int)
+    p.add_argument("--hidden", type=int, help="model width (default 128; 16 with --quick)")
     p.add_argument("--graphs", type=int, help="graphs per size (default 2)")
     p.add_argument("--degree", type=float, help="sparse ER expected degree (default 5)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per point before it is skipped")

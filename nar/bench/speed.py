@@ -121,18 +121,20 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="nar bench speed", description=__doc__.split("\n\n")[0])
-    p.add_argument("--algorithm", default="bfs")
-    p.add_argument("--processor", default="mpnn")
-    p.add_argument("--message-graph", choices=("complete", "input"))
+    p.add_argument("--algorithm", default="bfs", help="algorithm to time (default bfs)")
+    p.add_argument("--processor", default="mpnn", help="processor to time (default mpnn)")
+    p.add_argument("--message-graph", choices=("complete", "input"),
+                   help="graph the messages run over (default: the processor's)")
     p.add_argument("--graph", help="graph family (default: CLRS's er); sparse_er uses --degree")
-    p.add_argument("--degree", type=float, default=5.0)
-    p.add_argument("--num-nodes", type=int, default=16)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--degree", type=float, default=5.0, help="sparse_er's expected degree (default 5)")
+    p.add_argument("--num-nodes", type=int, default=16, help="nodes per graph (default 16)")
+    p.add_argument("--batch-size", type=int, default=32, help="graphs per batch (default 32)")
+    p.add_argument("--hidden", type=int, default=128, help="model width (default 128)")
     p.add_argument("--steps", type=int, default=10, help="timed train steps")
-    p.add_argument("--mode", choices=("both", "train", "eval"), default="both")
+    p.add_argument("--mode", choices=("both", "train", "eval"), default="both",
+                   help="what to time (default both)")
     p.add_argument("--matmul", action="store_true", help="also measure the float32 matmul rate")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the measurements as JSON")
     args = p.parse_args(argv)
     try:
         if not 0 <= args.degree < math.inf:

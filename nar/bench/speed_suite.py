@@ -103,12 +103,13 @@ DMCLRS_MAX_N = 256  # dm-clrs is dense: at n = 512 its prediction did not finish
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="nar bench suite-speed", description=__doc__.split("\n\n")[0])
-    p.add_argument("--algorithm", default="bfs")
+    p.add_argument("--algorithm", default="bfs", help="algorithm to time (default bfs)")
     p.add_argument("--processors", default="all", help="comma-separated, or 'all' (default)")
-    p.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    p.add_argument("--sizes", default=",".join(map(str, SIZES)),
+                   help="comma-separated graph sizes (default %(default)s)")
     p.add_argument("--steps", type=int, default=5, help="timed train steps per repeat")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per measurement before it is skipped")
-    p.add_argument("--out", default="results/bench_speed")
+    p.add_argument("--out", default="results/bench_speed", help="result folder (default %(default)s)")
     p.add_argument("--force", action="store_true", help="measure rows already on disk again")
     p.add_argument("--dmclrs-python", help="python of a throwaway virtualenv holding dm-clrs")
     args = p.parse_args(argv)

@@ -1,8 +1,8 @@
 """`nar bench run SUITE`: the accuracy benchmark, one cell per (algorithm, processor, seed).
 
-A suite file (`configs/bench/quick.toml`, `configs/bench/full.toml`) names the algorithms, processors and seeds
-and the budget (config keys laid over each cell's own config: `configs/<algorithm>_<processor>.toml` where it
-exists, CLRS's defaults otherwise). Each cell trains into `runs/bench/<suite>/<cell>/` and writes one result file,
+A suite (a name: `quick` or `full`, shipped in `nar/configs/bench/`; or a TOML file) names the algorithms, processors
+and seeds and the budget (config keys laid over each cell's own config, the name ALGORITHM/PROCESSOR:
+`nar.config.compose`). Each cell trains into `runs/bench/<suite>/<cell>/` and writes one result file,
 `results/<suite>/<cell>.json`, holding everything the report needs (scores per size with per-output and per-hint
 detail, the training curve, timings, device, versions, commit, data hashes, the command).
 
@@ -28,8 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from nar.bench import environment, git_commit, repository_root
-from nar.config import Config, from_dict, parse_set, read_toml
-from nar.config import load as load_config
+from nar.config import CONFIG_DATA, Config, compose, from_dict, is_name, parse_set, read_toml
 from nar.evaluate import Evaluator, evaluate_sizes
 from nar.model.memory import check_evaluation_fits
 from nar.processors import PROCESSORS
@@ -37,7 +36,7 @@ from nar.specs import GRAPH_ALGORITHMS, SORTING_ALGORITHMS
 from nar.train import METRICS_FILE, Trainer, config_diff, train_trajectories, validation_set
 
 RESULT_FORMAT = 1
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+SUITES = CONFIG_DATA / "bench"  # the suites shipped with nar, by name
 ALL_ALGORITHMS = tuple(GRAPH_ALGORITHMS + SORTING_ALGORITHMS)
 AFFINITY_ENV = "NAR_BENCH_CORES"  # a worker's cores, set by its parent (not forked: JAX's threads may be running)
 TRAINED_WITH_FILE = "trained_with.json"
@@ -53,7 +52,7 @@ class Suite:
     processors: tuple[str, ...]
     seeds: tuple[int, ...]
     overrides: dict  # {"model"|"train"|"eval": {key: value}}
-    path: str = ""
+    path: str = ""  # as given: a name (what `nar bench run` takes from any directory) or a file
     xla_flags: str = ""  # set in XLA_FLAGS before JAX starts (by `nar bench run`), recorded in every result
     sets: tuple[str, ...] = ()  # `--set` overrides, passed on to `--jobs` workers
 
@@ -73,11 +72,27 @@ def _names(value, known, what: str) -> tuple:
     return tuple(value)
 
 
-def load_suite(path: str | Path, algorithms=None, processors=None, seeds=None, steps: int | None = None,
+def known_suites() -> list[str]:
+    return sorted(f.name.removesuffix(".toml") for f in SUITES.iterdir() if f.name.endswith(".toml"))
+
+
+def suite_file(source: str | Path):
+    """The file of a suite given by name (`known_suites`) or by path; ValueError naming the known suites when
+    there is none (an old path such as configs/bench/quick.toml included)."""
+    known = known_suites()
+    if is_name(source) and source in known:
+        return SUITES / f"{source}.toml"
+    if is_name(source) or not Path(source).is_file():
+        raise ValueError(f"suite file {source} does not exist; the suites shipped with nar: {', '.join(known)}")
+    return Path(source)
+
+
+def load_suite(source: str | Path, algorithms=None, processors=None, seeds=None, steps: int | None = None,
                sizes=None, sets: list[str] | None = None) -> Suite:
-    """A suite file, optionally narrowed (`algorithms`, `processors`, `seeds`), with another step budget, other
-    test sizes or `section.key=value` overrides laid over its sections (`sets`, e.g. train.size_mix=per_sample)."""
-    path = Path(path)
+    """A suite (a name or a file), optionally narrowed (`algorithms`, `processors`, `seeds`), with another step
+    budget, other test sizes or `section.key=value` overrides laid over its sections (`sets`, e.g.
+    train.size_mix=per_sample)."""
+    path = suite_file(source)
     data = read_toml(path, "suite file")
     keys = {"name", "algorithms", "processors", "seeds", "xla_flags", "model", "train", "eval"}
     if set(data) - keys:
@@ -110,7 +125,7 @@ def load_suite(path: str | Path, algorithms=None, processors=None, seeds=None, s
     processors = data["processors"] if processors is None else processors
     return Suite(str(data["name"]), _names(algorithms, ALL_ALGORITHMS, "algorithm(s)"),
                  _names(processors, tuple(PROCESSORS), "processor(s)"), seeds, overrides,
-                 str(path), str(data.get("xla_flags", "")), tuple(sets or ()))
+                 str(source), str(data.get("xla_flags", "")), tuple(sets or ()))
 
 
 def cell_name(algorithm: str, processor: str, seed: int) -> str:
@@ -118,11 +133,9 @@ def cell_name(algorithm: str, processor: str, seed: int) -> str:
 
 
 def cell_config(suite: Suite, algorithm: str, processor: str, seed: int) -> Config:
-    """The cell's own config file (or CLRS's defaults), the suite's budget on top, then the seed.
+    """The cell's own config (the name ALGORITHM/PROCESSOR), the suite's budget on top, then the seed.
     Raises ValueError when the processor cannot run the algorithm."""
-    own = CONFIG_DIR / f"{algorithm}_{processor}.toml"
-    base = load_config(own) if own.is_file() else from_dict({"model": {"algorithm": algorithm,
-                                                                       "processor": processor}})
+    base = compose(algorithm, processor)
     layered = {s: dict(v) for s, v in suite.overrides.items()}
     layered["train"]["seed"] = seed
     return from_dict(layered, base)
@@ -323,7 +336,7 @@ def _list(text: str | None):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="nar bench run", description=__doc__.split("\n\n")[0])
-    p.add_argument("suite", help="a suite file, e.g. configs/bench/quick.toml")
+    p.add_argument("suite", help=f"a suite: {' or '.join(known_suites())} (shipped with nar), or a suite file")
     p.add_argument("--algorithms", help="comma-separated subset (default: the suite's)")
     p.add_argument("--processors", help="comma-separated subset (default: the suite's)")
     p.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
@@ -357,10 +370,13 @@ def main(argv=None) -> int:
             # Read when JAX's backend starts, which it has not yet: nothing above computes on a device.
             os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {suite.xla_flags}".strip()
         summary = run_suite(suite, args.results, args.runs, args.command or "nar " + shlex.join(argv),
-                            jobs=args.jobs, allow_dirty=args.allow_dirty)
-    except (ValueError, FileExistsError, MemoryError, RuntimeError) as e:
+                            log=lambda m: print(m, file=sys.stderr), jobs=args.jobs, allow_dirty=args.allow_dirty)
+    except (ValueError, FileExistsError, MemoryError) as e:  # usage or config: 2 (`nar --help`)
         print(f"nar bench run: error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # cells that failed: a runtime failure
+        print(f"nar bench run: error: {e}", file=sys.stderr)
+        return 1
     print(json.dumps({"suite": suite.name, "cells": len(summary["done"]),
                       "unsupported": sorted(summary["unsupported"])}))
     return 0

@@ -95,7 +95,7 @@ def build_suite(suite: str, cache: str | Path, algorithms=None, workers: int | N
 def main(argv=None) -> int:
     """`nar generate SUITE [--cache DIR] [--algorithms a,b] [--workers N] [--json]`: write a suite to the cache."""
     parser = argparse.ArgumentParser(prog="nar generate", description="Write a dataset suite to a cache folder.")
-    parser.add_argument("suite", choices=sorted(SUITES))
+    parser.add_argument("suite", choices=sorted(SUITES), help="the suite to write: %(choices)s")
     parser.add_argument("--cache", default="cache", help="cache folder (default: ./cache)")
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS), help="comma-separated subset")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
