@@ -640,3 +640,26 @@ def test_readme_crlf_kept(tmp_path):
     report.update_readme(readme, [("quick", report.aggregate(cells)["quick"], cells)], "make report")
     assert readme.read_bytes().startswith(README_HEAD.replace("\n", "\r\n").encode())
     assert readme.read_bytes().endswith(README_TAIL.replace("\n", "\r\n").encode())
+
+
+def test_same_work_table_gives_ratios_only_for_the_same_work():
+    def row(processor, n, train=None, evals=None, ref=None):
+        r = {"algorithm": "bfs", "processor": processor, "num_nodes": n, "batch_size": 8, "graph": "sparse_er"}
+        r.update({"train": {"steps_per_s": train}} if train else {})
+        r.update({"eval": {"graphs_per_s": evals}} if evals else {})
+        return {**r, **({"dm_clrs": {**ref, "p": 0.0196, "version": "2.0.3"}} if ref else {})}
+
+    rows = [row("mpnn", 256, 3.0, 30.0, {"train_steps_per_s": 2.0, "eval_graphs_per_s": "did not finish"}),
+            row("pgn", 256, 1.0, 4.0, {"train_steps_per_s": 0.5, "eval_graphs_per_s": 2.0}),
+            row("pgn_mask", 256, 9.0, 40.0),  # no dm-clrs twin of its own: less work, a line apart
+            row("tropical", 256, 5.0, 50.0)]  # dm-clrs has no tropical attention: not in the table
+    text = report.same_work_table(rows)
+    lines = text.splitlines()
+    assert lines[2] == "| mpnn | bfs | 256 | sparse_er (0.0196) | 8 | 3.00 | 2.00 | 1.50x | 30.0 | – | – |"
+    assert lines[3] == "| pgn | bfs | 256 | sparse_er (0.0196) | 8 | 1.00 | 0.50 | 2.00x | 4.0 | 2.0 | 2.00x |"
+    assert len([x for x in lines if x.startswith("|")]) == 4  # header, rule, mpnn, pgn: no pgn_mask, no tropical
+    less = [x for x in lines if x.startswith("Less work")]
+    assert less == ["Less work, not like for like: nar `pgn_mask` (messages and pointers on the input graph's edges "
+                    "only; dm-clrs has no sparse path) predicts bfs at n = 256 (sparse_er) at 40.0 graphs/s, against "
+                    "dm-clrs's dense PGN at 2.0 graphs/s on the same graphs, 20.0x its rate."]
+    assert report.same_work_table([row("mpnn", 64, 3.0, 30.0)]) == ""  # no dm-clrs figures, no table

@@ -295,6 +295,48 @@ def speed_table(rows: list[dict], matmul_gflops: float | None = None) -> str:
     return "\n".join(lines)
 
 
+def same_work_table(rows: list[dict]) -> str:
+    """nar against dm-clrs where both did the same work: the same processor on the same graphs (family, size and
+    edge probability), batch and hidden size, one process each; the ratio is nar's rate over dm-clrs's. Then, apart
+    and never as a like-for-like ratio, `pgn_mask` (PGN on the sparse input graph: less work) beside dm-clrs's
+    dense PGN on the same graphs. Empty when no row has dm-clrs figures."""
+    def ref(r, key):
+        v = (r.get("dm_clrs") or {}).get(key)
+        return v if isinstance(v, (int, float)) else None
+
+    def pair(ours, theirs, f):
+        if ours is None or theirs is None:
+            return f"{_num(ours, f)} | {_num(theirs, f)} | –"
+        return f"{ours:{f}} | {theirs:{f}} | {ours / theirs:.2f}x"
+
+    same = [r for r in rows if r.get("dm_clrs") and r["processor"] in ("mpnn", "pgn", "triplet_gmpnn")]
+    if not same:
+        return ""
+    lines = ["| processor | algorithm | n | graphs (p) | batch | nar train steps/s | dm-clrs train steps/s | ratio | "
+             "nar eval graphs/s | dm-clrs eval graphs/s | ratio |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(same, key=lambda r: (r["processor"], r["algorithm"], r["num_nodes"])):
+        lines.append(f"| {r['processor']} | {r['algorithm']} | {r['num_nodes']:,} | {r['graph']} "
+                     f"({r['dm_clrs'].get('p', '?')}) | {r['batch_size']} | "
+                     f"{pair(r.get('train', {}).get('steps_per_s'), ref(r, 'train_steps_per_s'), '.2f')} | "
+                     f"{pair(r.get('eval', {}).get('graphs_per_s'), ref(r, 'eval_graphs_per_s'), '.1f')} |")
+    pgn = {(r["algorithm"], r["num_nodes"]): r for r in same if r["processor"] == "pgn"}
+    less = [(r, pgn[(r["algorithm"], r["num_nodes"])]) for r in rows if r["processor"] == "pgn_mask"
+            and (r["algorithm"], r["num_nodes"]) in pgn and "eval" in r]
+    for r, dense in sorted(less, key=lambda x: x[0]["num_nodes"]):
+        theirs = ref(dense, "eval_graphs_per_s")
+        factor = f", {r['eval']['graphs_per_s'] / theirs:.1f}x its rate" if theirs else ""
+        lines.append(f"\nLess work, not like for like: nar `pgn_mask` (messages and pointers on the input graph's "
+                     f"edges only; dm-clrs has no sparse path) predicts {r['algorithm']} at n = {r['num_nodes']:,} "
+                     f"({r['graph']}) at {r['eval']['graphs_per_s']:.1f} graphs/s, against dm-clrs's dense PGN at "
+                     f"{_num(theirs, '.1f')} graphs/s on the same graphs{factor}.")
+    return "\n".join(lines)
+
+
+def _num(x, f: str) -> str:
+    return "–" if x is None else format(x, f)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Plots
 
@@ -542,6 +584,9 @@ def write_report(results: str | Path = "results", docs: str | Path = "docs", rea
                + "; ".join(f"`{c}`" for c in sorted({r['command'] for r in speed})), "", *scale,
                speed_table(speed, machine and machine["matmul_gflops_per_s"]), "",
                f"![speed](plots/{speed_png.name})", ""]
+        same = same_work_table(speed)
+        if same:
+            md += ["### nar and dm-clrs on the same work", "", same, ""]
     else:
         md += ["No speed results yet: run `make bench-speed`.", ""]
     data_file = results / "bench_data.json"
