@@ -14,12 +14,14 @@ so they compile (or load) the same executables and their results are comparable 
 """
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import jax
+import numpy as np
 import pytest
 
 from nar.bench import speed_suite
@@ -27,6 +29,7 @@ from nar.bench import suite as bench
 from nar.checkpoint import Checkpointer
 from nar.cli import main
 from nar.config import load
+from nar.data.graphs import erdos_renyi
 from nar.evaluate import evaluate_sizes
 from nar.evaluate import test_set as eval_test_set
 from nar.timing import TIMING_FILE
@@ -563,4 +566,18 @@ def test_suite_speed_measures_the_machine_once(tmp_path):
     row_path.write_text(json.dumps({**json.loads(row_path.read_text()), "dm_clrs": {**same, "p": 0.2}}))
     assert speed_suite.main(argv + ["--force"]) == 0
     assert "dm_clrs" not in json.loads(row_path.read_text())
-    assert speed_suite.er_density(1024) == pytest.approx(5 / 1023)  # sparse rows: dm-clrs on sparse graphs too
+    # Sparse rows: dm-clrs draws each ordered pair with p and keeps an undirected edge only when both directions came
+    # up, so BFS (undirected) needs p = sqrt(5 / 1023) for nar's mean degree of 5; DFS (directed) takes p itself.
+    assert speed_suite.er_density(1024, "bfs") == pytest.approx(math.sqrt(5 / 1023))
+    assert speed_suite.er_density(1024, "dfs") == pytest.approx(5 / 1023)
+    assert speed_suite.er_density(64, "bfs") == speed_suite.er_density(64, "dfs") == 0.5
+
+
+def test_dmclrs_density_gives_nar_mean_degree_on_clrs_undirected_sampler():
+    """CLRS's undirected ER (nar's `erdos_renyi`, equal in distribution to dm-clrs's sampler) at the p the speed
+    suite gives dm-clrs has the mean degree of nar's sparse rows (5)."""
+    rng, n = np.random.default_rng(0), 256
+    p = speed_suite.er_density(n, "bfs")
+    graphs = [erdos_renyi(rng, n, p=p) for _ in range(8)]
+    degrees = [np.sum(g.senders != g.receivers) / n for g in graphs]  # an undirected edge is listed both ways
+    assert np.mean(degrees) == pytest.approx(speed_suite.SPARSE_DEGREE, rel=0.1)

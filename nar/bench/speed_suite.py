@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
+from nar.algorithms import get_algorithm
 from nar.bench import dmclrs_script, environment
 from nar.bench.report import MACHINE_FILE
 from nar.processors import PROCESSORS
@@ -39,11 +41,16 @@ def graph_for(n: int) -> str:
 SPARSE_DEGREE = 5.0  # `nar bench speed --graph sparse_er`'s default expected degree
 
 
-def er_density(n: int) -> float:
-    """The ER edge probability of row n's graphs: CLRS's 0.5 on 'er', degree / (n - 1) on 'sparse_er' (each pair
-    an edge with that probability, which is also what dm-clrs's ER sampler draws given that p): dm-clrs is timed
-    on the same graph distribution as nar."""
-    return 0.5 if graph_for(n) == "er" else min(1.0, SPARSE_DEGREE / (n - 1))
+def er_density(n: int, algorithm: str = "bfs") -> float:
+    """The `p` to give dm-clrs's ER sampler so that it draws row n's graphs from nar's distribution: CLRS's 0.5 on
+    'er' (the same sampler on both sides); on 'sparse_er', where each pair is an edge with probability
+    degree / (n - 1), that probability for a directed algorithm and its square root for an undirected one, since
+    dm-clrs keeps an undirected edge only when both of its directions were drawn (probability p**2; with p =
+    5 / 255 its n = 256 graphs would have a mean degree of 0.1 and BFS one hint step)."""
+    if graph_for(n) == "er":
+        return 0.5
+    pair = min(1.0, SPARSE_DEGREE / (n - 1))
+    return pair if get_algorithm(algorithm).graph_defaults.get("directed") else math.sqrt(pair)
 
 
 def _speed(algorithm: str, processor: str, n: int, mode: str, steps: int, timeout: float) -> dict:
@@ -143,7 +150,7 @@ def main(argv=None) -> int:
             row["command"] = command
             if path.exists():  # remeasured (--force): dm-clrs's figures for the same work stay until it is rerun
                 old = json.loads(path.read_text()).get("dm_clrs")
-                row.update({"dm_clrs": old} if old and old.get("p") == er_density(n) else {})
+                row.update({"dm_clrs": old} if old and old.get("p") == er_density(n, args.algorithm) else {})
             path.write_text(json.dumps(row, indent=1))
             t, e = row.get("train", {}), row.get("eval", {})
             print(f"{processor:>14} n={n:<5} train {t.get('steps_per_s', float('nan')):8.2f} steps/s  "
@@ -153,7 +160,7 @@ def main(argv=None) -> int:
                   flush=True)
     if args.dmclrs_python:
         want = [{"algorithm": args.algorithm, "processor": p, "n": n, "batch_size": batch_for(n), "mode": mode,
-                 "p": er_density(n)}
+                 "p": er_density(n, args.algorithm)}
                 for p in processors if p in DMCLRS_PROCESSORS for n in sizes if n <= DMCLRS_MAX_N
                 for mode in ("train", "eval")]
         for ref in dmclrs_rows(args.dmclrs_python, script, want, timeout=args.timeout):
