@@ -133,14 +133,20 @@ def stable_scores(result: dict) -> dict:
 
 def assert_same_outcome(a: dict, b: dict, loss_rtol: float = 0.0):
     """Two results of one cell agree on everything the training and test determine (bitwise: floats compared
-    with ==; the loss curve within `loss_rtol`, for runs on different core counts)."""
+    with ==). For runs on different core counts (`loss_rtol` > 0) the loss curve agrees within `loss_rtol`, and the
+    validation scores within one validation graph: XLA's CPU reductions split work by thread count, and a last-bit
+    difference can flip a near-tie on one graph of a barely trained model."""
     assert stable_scores(a) == stable_scores(b)
-    for key in ("best_step", "best_val_score", "steps"):
+    for key in ("best_step", "steps"):
         assert a["training"][key] == b["training"][key], key
+    one_graph = 1.0 / a["config"]["train"]["val_samples"] if loss_rtol else 0.0
+    assert a["training"]["best_val_score"] == pytest.approx(b["training"]["best_val_score"], rel=0, abs=one_graph)
     loss_a, loss_b = a["training"]["curve"]["loss"], b["training"]["curve"]["loss"]
     assert [s for s, _ in loss_a] == [s for s, _ in loss_b]
     assert [v for _, v in loss_a] == pytest.approx([v for _, v in loss_b], rel=loss_rtol, abs=0)
-    assert a["training"]["curve"]["val_score"] == b["training"]["curve"]["val_score"]
+    val_a, val_b = a["training"]["curve"]["val_score"], b["training"]["curve"]["val_score"]
+    assert [s for s, _ in val_a] == [s for s, _ in val_b]
+    assert [v for _, v in val_a] == pytest.approx([v for _, v in val_b], rel=0, abs=one_graph)
     assert a["data"] == b["data"]
     assert a["config"] == b["config"]
 
