@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from nar.bench import environment, git_commit, repository_root
+from nar.checkpoint import write_atomic
 from nar.config import CONFIG_DATA, Config, compose, from_dict, is_name, parse_set, read_toml
 from nar.evaluate import Evaluator, evaluate_sizes
 from nar.model.memory import check_evaluation_fits
@@ -232,9 +233,7 @@ def run_cell(suite: Suite, algorithm: str, processor: str, seed: int, results_di
         "command": command or cell_command, "cell_command": cell_command,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out)  # atomic: a killed write leaves no half file behind
+    write_atomic(out, json.dumps(result, indent=1))  # a killed write leaves no half file behind
     shown = " ".join(f"n={k}:{v['score']:.3f}/{v.get('exact', float('nan')):.3f}" if "score" in v
                      else f"n={k}:skipped" for k, v in scores.items())  # node-level score / graph-level exact
     wall = result["wall_seconds"]
