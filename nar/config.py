@@ -25,6 +25,9 @@ GATE_PENALTIES = ("none", "magnitude", "closed_loss")
 # How training sizes are mixed: "per_batch" is CLRS's protocol (each batch drawn at one size, the sizes cycled from
 # batch to batch, as dm-clrs's `cycle_samplers`); "per_sample" cycles the sizes inside every batch.
 SIZE_MIXES = ("per_batch", "per_sample")
+# Grokfast's slow-gradient filters (nar.grokfast) and where they go relative to gradient clipping.
+GROKFAST = ("none", "ema", "ma")
+GROKFAST_ORDERS = ("clip_first", "filter_first")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +60,8 @@ RANGES = {
     "train.grad_clip": Range(0, above=True), "train.seed": SEED, "train.sizes": Range(2), "train.eval_every": Range(1),
     "train.val_samples": Range(1), "train.val_size": Range(1), "train.checkpoint_every": Range(1),
     "train.log_every": Range(1), "train.pad_lookahead": Range(0), "train.gate_penalty_weight": Range(0),
-    "train.gate_penalty_warmup": Range(0),
+    "train.gate_penalty_warmup": Range(0), "train.grokfast_alpha": Range(0, 1), "train.grokfast_ema_lambda": Range(0),
+    "train.grokfast_window": Range(1), "train.grokfast_ma_lambda": Range(0),
     "eval.sizes": Range(2), "eval.samples": Range(1), "eval.seed": SEED, "eval.degree": Range(0),
     "eval.max_edges_per_batch": Range(1), "eval.batch_size": Range(1),
 }
@@ -111,6 +115,15 @@ class TrainConfig:
     gate_penalty: str = "none"
     gate_penalty_weight: float = 0.1
     gate_penalty_warmup: int = 0
+    # Grokfast (Lee et al. 2024): the gradient plus lambda times its slow part, before Adam. "ema": an exponential
+    # average (alpha, lambda = grokfast_ema_lambda); "ma": the mean of the last grokfast_window gradients (lambda =
+    # grokfast_ma_lambda); the paper's defaults. "clip_first" filters the clipped gradient (the authors' order).
+    grokfast: str = "none"
+    grokfast_order: str = "clip_first"
+    grokfast_alpha: float = 0.98
+    grokfast_ema_lambda: float = 2.0
+    grokfast_window: int = 100
+    grokfast_ma_lambda: float = 5.0
 
     def __post_init__(self):
         check_ranges("train", self)
@@ -118,6 +131,10 @@ class TrainConfig:
             raise ValueError(f"train.size_mix must be one of {SIZE_MIXES}, got {self.size_mix!r}")
         if self.gate_penalty not in GATE_PENALTIES:
             raise ValueError(f"train.gate_penalty must be one of {GATE_PENALTIES}, got {self.gate_penalty!r}")
+        if self.grokfast not in GROKFAST:
+            raise ValueError(f"train.grokfast must be one of {GROKFAST}, got {self.grokfast!r}")
+        if self.grokfast_order not in GROKFAST_ORDERS:
+            raise ValueError(f"train.grokfast_order must be one of {GROKFAST_ORDERS}, got {self.grokfast_order!r}")
 
     def penalty_weight(self, step: int) -> float:
         """The gate penalty's weight at `step` (0 without a penalty)."""

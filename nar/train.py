@@ -45,6 +45,7 @@ from nar.distributed import (
     shard_groups,
 )
 from nar.evaluate import Evaluator, batches, hint_probe_count
+from nar.grokfast import with_clip
 from nar.model.fsa import FSAModel
 from nar.model.losses import training_loss
 from nar.model.memory import check_fits, check_training_fits
@@ -73,9 +74,11 @@ def build_model(config: Config) -> Model | FSAModel:
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
-    """CLRS's optimiser: gradients clipped to global norm `grad_clip`, then Adam at `learning_rate`."""
+    """CLRS's optimiser: gradients clipped to global norm `grad_clip` (and Grokfast's filter, if `train.grokfast`
+    asks for it, in `train.grokfast_order`), then Adam at `learning_rate`."""
     t = config.train
-    return optax.chain(optax.clip_by_global_norm(t.grad_clip), optax.scale_by_adam(), optax.scale(-t.learning_rate))
+    return optax.chain(*with_clip(t, optax.clip_by_global_norm(t.grad_clip)), optax.scale_by_adam(),
+                       optax.scale(-t.learning_rate))
 
 
 def initial_state(config: Config, params: dict, tx: optax.GradientTransformation) -> dict:

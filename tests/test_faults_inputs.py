@@ -73,13 +73,13 @@ def test_directly_built_sections_are_checked_too():
 POSITIVE = {"model.hidden", "model.sinkhorn_steps", "model.sinkhorn_eval_steps", "model.triplet_features",
             "model.heads", "model.fsa_bound", "train.steps", "train.batch_size", "train.eval_every",
             "train.val_samples", "train.val_size", "train.checkpoint_every", "train.log_every", "eval.samples",
-            "eval.max_edges_per_batch", "eval.batch_size"}
+            "eval.max_edges_per_batch", "eval.batch_size", "train.grokfast_window"}
 NON_NEGATIVE = {"model.fsa_states", "train.pad_lookahead", "train.gate_penalty_warmup"}
 SEEDS = {"train.seed", "eval.seed"}
 SIZES = {"train.sizes", "eval.sizes"}
 ABOVE_ZERO = {"model.sinkhorn_temperature", "train.learning_rate", "train.grad_clip"}
-AT_LEAST_ZERO = {"train.gate_penalty_weight", "eval.degree"}
-UNIT = {"model.teacher_forcing"}
+AT_LEAST_ZERO = {"train.gate_penalty_weight", "eval.degree", "train.grokfast_ema_lambda", "train.grokfast_ma_lambda"}
+UNIT = {"model.teacher_forcing", "train.grokfast_alpha"}
 INTS, FLOATS = POSITIVE | NON_NEGATIVE | SEEDS, ABOVE_ZERO | AT_LEAST_ZERO | UNIT
 NUMERIC = sorted(INTS | FLOATS | SIZES)
 
