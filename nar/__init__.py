@@ -1,6 +1,7 @@
 """nar: neural algorithmic reasoning on graphs, in JAX."""
 
 from nar.algorithms import ALGORITHMS, SPECS, execute, run_batch
+from nar.clrs_text import clrs_text
 from nar.config import Config, EvalConfig, TrainConfig
 from nar.config import load as load_config
 from nar.data.batch import Batch, make_batch
@@ -16,4 +17,4 @@ __version__ = "0.1.0"
 __all__ = ["ALGORITHMS", "PROCESSORS", "SPECS", "Batch", "Config", "EvalConfig", "Evaluator", "Model", "ModelConfig",
            "TrainConfig", "Trainer", "Trajectory", "TrajectoryBatch", "build_model", "data_mesh", "evaluate_sizes",
            "execute", "format_table", "get_processor", "initialize", "load_config", "load_run", "make_batch",
-           "run_batch", "set_cpu_devices", "train", "__version__"]
+           "clrs_text", "run_batch", "set_cpu_devices", "train", "__version__"]
