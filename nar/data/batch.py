@@ -13,13 +13,13 @@ Message graphs:
   pointer of our graph algorithms follows an input edge, so the pointer edges CLRS adds to PGN's adjacency are
   already present; a pointer that is not an edge is an error, not a silent extra edge.
 
-Batches are padded to shape buckets (`bucket`), so a run compiles once per bucket. jraph's convention is kept:
-the last graph slot is a padding graph that owns every padding node and edge.
+Batches are padded to shape buckets (`nar.data.padding`: `bucket`, `PadSizes`, `GrowingPad`, `cover`, re-exported
+here), so a run compiles once per bucket. jraph's convention is kept: the last graph slot is a padding graph that
+owns every padding node and edge.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -27,40 +27,24 @@ from typing import Any, NamedTuple
 import jraph
 import numpy as np
 
+from nar.data.padding import (
+    GrowingPad,
+    PadSizes,
+    bucket,
+    bucket_of,
+    check_fits,
+    cover,
+    dense_triplet_count,
+)
 from nar.specs import NUM_CLASSES, SPECS, Location, Stage, Type
 from nar.trajectory import TrajectoryBatch
 
+__all__ = ["MESSAGE_GRAPHS", "Batch", "GrowingPad", "PadSizes", "bucket", "cover", "make_batch", "message_graph_edges",
+           "message_graph_for", "output_probes", "pad_sizes_for", "probes", "triplet_edges"]
+
 MESSAGE_GRAPHS = ("complete", "input")
-# Padding edges are self-loops of a padding node; when the real nodes fill their bucket exactly, this many nodes
-# are added (not a whole bucket: node work is a large share of the cost on sparse graphs).
-SPARE_NODES = 8
 # Host bytes per candidate pair while enumerating triplets (int64 index arrays).
 TRIPLET_HOST_BYTES = 64
-
-
-def bucket(x: int, minimum: int = 8) -> int:
-    """Smallest value >= x of the form 2^k * {1, 1.25, 1.5, 1.75} (at least `minimum`): at most 25% padding and
-    a number of distinct shapes that grows with log(x)."""
-    if minimum < 1 or minimum & (minimum - 1):
-        raise ValueError(f"bucket minimum must be a power of two, got {minimum}")
-    b = minimum
-    while b < x:
-        b += max(1 << (b.bit_length() - 1) >> 2, 1)
-    return b
-
-
-@dataclasses.dataclass(frozen=True)
-class PadSizes:
-    """Static shape of a batch: nodes, edges, hint steps and triplets (all including padding) and graph slots.
-    `triplets` is 0 unless the processor uses triplet features. On the complete message graph the triplets are laid
-    out densely, `triplet_nodes` = M node positions per sample slot, and `triplets` = (graphs - 1) * M^3 follows."""
-
-    nodes: int
-    edges: int
-    steps: int
-    graphs: int
-    triplets: int = 0
-    triplet_nodes: int = 0
 
 
 class Batch(NamedTuple):
@@ -92,35 +76,9 @@ class Batch(NamedTuple):
         """The static shape of this batch (padded nodes, edges, steps, graph slots, triplets)."""
         triplets = 0 if self.triplets is None else int(self.triplets.shape[0])
         slot_nodes = 0 if self.dense_nodes is None else int(self.dense_nodes.shape[1])
-        return _dense_triplet_count(PadSizes(int(self.node_graph.shape[0]), int(self.graph.senders.shape[0]),
-                                             int(next(iter(self.hints.values())).shape[0]) if self.hints else 1,
-                                             int(self.lengths.shape[0]), triplets, slot_nodes))
-
-
-class GrowingPad:
-    """Pads each batch of a stream to the largest bucket seen so far in each dimension, so a training run
-    compiles at most once per growth of nodes, edges or steps (a handful of times), not once per combination."""
-
-    def __init__(self, start: PadSizes | None = None):
-        self.current = start
-
-    def __call__(self, need: PadSizes) -> PadSizes:
-        self.current = cover([need] if self.current is None else [self.current, need])
-        return self.current
-
-
-def cover(sizes: list[PadSizes]) -> PadSizes:
-    """A padded shape every one of `sizes` fits in. A batch whose edges get padded beyond its own bucket needs a
-    spare node for the padding edges, so nodes grow by `SPARE_NODES` where that node could be missing."""
-    top = PadSizes(*(max(getattr(s, f.name) for s in sizes) for f in dataclasses.fields(PadSizes)))
-    if any(s.edges < top.edges and s.nodes == top.nodes for s in sizes):
-        top = dataclasses.replace(top, nodes=top.nodes + SPARE_NODES)
-    return _dense_triplet_count(top)
-
-
-def _dense_triplet_count(pad: PadSizes) -> PadSizes:
-    """A dense-triplet shape's triplet count follows from its slots and M: (graphs - 1) * M^3."""
-    return dataclasses.replace(pad, triplets=(pad.graphs - 1) * pad.triplet_nodes**3) if pad.triplet_nodes else pad
+        return dense_triplet_count(PadSizes(int(self.node_graph.shape[0]), int(self.graph.senders.shape[0]),
+                                            int(next(iter(self.hints.values())).shape[0]) if self.hints else 1,
+                                            int(self.lengths.shape[0]), triplets, slot_nodes))
 
 
 def message_graph_edges(n_node: np.ndarray, senders: np.ndarray, receivers: np.ndarray, n_edge: np.ndarray,
@@ -192,39 +150,7 @@ def pad_sizes_for(tb: TrajectoryBatch, message_graph: str, num_graphs: int, trip
     s, r, per = message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge, message_graph)
     dense = triplets and message_graph == "complete"  # the dense layout: no triplet list at all
     num_triplets = len(triplet_edges(s, r, int(tb.n_node.sum()))) if triplets and not dense else None
-    return _bucket_of(tb, int(per.sum()), num_graphs, num_triplets, dense)
-
-
-def dense_triplet_nodes(n_node: np.ndarray) -> int:
-    """M, the node positions per sample slot of the dense triplet layout: a bucket of the largest sample."""
-    return bucket(int(np.max(n_node, initial=1)), 4)
-
-
-def _bucket_of(tb: TrajectoryBatch, edges: int, num_graphs: int, triplets: int | None = None,
-               dense_triplets: bool = False) -> PadSizes:
-    nodes = int(tb.n_node.sum())
-    pad_edges = bucket(edges)
-    pad_nodes = bucket(nodes)
-    if pad_edges > edges and pad_nodes == nodes:  # padding edges need a padding node: add a few, not a bucket
-        pad_nodes += SPARE_NODES
-    steps = bucket(int(tb.n_step.max()), 4)
-    if dense_triplets:
-        return _dense_triplet_count(PadSizes(pad_nodes, pad_edges, steps, num_graphs + 1, 0,
-                                             dense_triplet_nodes(tb.n_node)))
-    return PadSizes(pad_nodes, pad_edges, steps, num_graphs + 1, 0 if triplets is None else bucket(triplets))
-
-
-def _edge_lookup(key_sorted: np.ndarray, total: int, r: np.ndarray, s: np.ndarray, what: str) -> np.ndarray:
-    """Index of processing edge s -> r for each pair; a pair that is not an edge is an error naming the probe."""
-    want = r.astype(np.int64) * total + s
-    idx = np.searchsorted(key_sorted, want)
-    idx = np.minimum(idx, len(key_sorted) - 1)
-    bad = key_sorted[idx] != want
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{what}: node {int(r[i])} points to node {int(s[i])}, which is not an edge of the "
-                         f"processing graph; use message_graph='complete'")
-    return idx
+    return bucket_of(tb, int(per.sum()), num_graphs, num_triplets, dense)
 
 
 def make_batch(tb: TrajectoryBatch, message_graph: str, pad: PadSizes | GrowingPad | None = None,
@@ -238,42 +164,68 @@ def make_batch(tb: TrajectoryBatch, message_graph: str, pad: PadSizes | GrowingP
     With `triplets`, the batch carries the processing graph's triplets for Triplet-GMPNN: their list
     (`triplet_edges`) on a sparse message graph, the dense node table `dense_nodes` on the complete one.
     """
-    algo = tb.algorithm
-    spec = SPECS[algo]
-    message_graph = message_graph_for(algo, message_graph)
-    S = len(tb)
-    num_graphs = S if num_graphs is None else num_graphs
-    if num_graphs < S:
-        raise ValueError(f"num_graphs={num_graphs} is smaller than the {S} samples of the batch")
+    message_graph = message_graph_for(tb.algorithm, message_graph)
+    num_graphs = len(tb) if num_graphs is None else num_graphs
+    if num_graphs < len(tb):
+        raise ValueError(f"num_graphs={num_graphs} is smaller than the {len(tb)} samples of the batch")
     senders, receivers, e_per = message_graph_edges(tb.n_node, tb.senders, tb.receivers, tb.n_edge, message_graph)
-    n_real, e_real, t_max = int(tb.n_node.sum()), len(senders), int(tb.n_step.max())
     dense_tri = triplets and message_graph == "complete"
-    tri = triplet_edges(senders, receivers, n_real) if triplets and not dense_tri else None
+    tri = triplet_edges(senders, receivers, int(tb.n_node.sum())) if triplets and not dense_tri else None
+    num_tri = None if tri is None else len(tri)
     if not isinstance(pad, PadSizes):
-        need = _bucket_of(tb, len(senders), num_graphs, None if tri is None else len(tri), dense_tri)
+        need = bucket_of(tb, len(senders), num_graphs, num_tri, dense_tri)
         pad = need if pad is None else pad(need)
-    pad = _dense_triplet_count(pad)
-    N, E, T, G = pad.nodes, pad.edges, pad.steps, pad.graphs
-    p_real = 0 if tri is None else len(tri)
-    m_real = dense_triplet_nodes(tb.n_node) if dense_tri else 0
-    if (n_real > N or e_real > E or (e_real < E and n_real == N) or t_max > T or T < 2 or G < num_graphs + 1
-            or p_real > pad.triplets or (tri is None and not dense_tri and pad.triplets)
-            or (dense_tri and m_real > pad.triplet_nodes)
-            or (not dense_tri and pad.triplet_nodes)):
-        what = (f", samples of up to {int(tb.n_node.max())} nodes (dense triplets)" if dense_tri
-                else f", {p_real} triplets" if triplets else ", no triplets")
-        raise ValueError(f"batch of {n_real} nodes, {e_real} edges, {t_max} steps, {S} samples{what} does not fit "
-                         f"the padded shape {pad} (padding edges need a spare node; a spare graph slot and at least "
-                         f"2 steps are needed)")
+    pad = dense_triplet_count(pad)
+    check_fits(tb, pad, len(senders), num_graphs, num_tri, triplets, dense_tri)
+    at = _Layout.of(tb, senders, receivers)
+    graph, node_graph, self_edge, lengths = _structure(tb, pad, senders, receivers, e_per, at)
+    inputs, hints, outputs = _lay_out_probes(tb, pad, at, self_edge, random_pos)
     if tri is not None:
-        tri = np.concatenate([tri, np.full((pad.triplets - p_real, 3), -1, np.int32)])
-    total = max(n_real, 1)
-    node_off = np.concatenate([[0], np.cumsum(tb.n_node, dtype=np.int64)])
-    node_sample = np.repeat(np.arange(S), tb.n_node)
-    key = receivers * total + senders  # sorted by construction
+        tri = np.concatenate([tri, np.full((pad.triplets - len(tri), 3), -1, np.int32)])
+    dense_nodes = _dense_node_table(pad, at) if dense_tri else None
+    return Batch(graph, node_graph, self_edge, lengths, inputs, hints, outputs, tri, dense_nodes)
 
-    # Structure; padding nodes belong to the padding graph G - 1, padding edges are self-loops of node N - 1
-    # (real values everywhere: no inf or NaN can reach a gradient through padding).
+
+class _Layout(NamedTuple):
+    """Where a batch's real nodes and edges sit: each sample's first global node id, each real node's sample, and
+    the processing edges' sorted keys (receiver * total + sender) that `edge` searches."""
+
+    node_off: np.ndarray  # [S + 1]
+    node_sample: np.ndarray  # [real nodes]
+    key: np.ndarray  # [real edges], sorted by construction
+    total: int  # real nodes, at least 1
+
+    @classmethod
+    def of(cls, tb: TrajectoryBatch, senders: np.ndarray, receivers: np.ndarray) -> _Layout:
+        """The layout of `tb`'s samples on the processing edges senders -> receivers (sorted by receiver)."""
+        total = max(int(tb.n_node.sum()), 1)
+        node_off = np.concatenate([[0], np.cumsum(tb.n_node, dtype=np.int64)])
+        return cls(node_off, np.repeat(np.arange(len(tb)), tb.n_node), receivers * total + senders, total)
+
+    def edge(self, r: np.ndarray, s: np.ndarray, what: str) -> np.ndarray:
+        """Index of processing edge s -> r (global ids) for each pair; a pair that is not an edge is an error
+        naming the probe (`what`)."""
+        want = r.astype(np.int64) * self.total + s
+        idx = np.minimum(np.searchsorted(self.key, want), len(self.key) - 1)
+        bad = self.key[idx] != want
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{what}: node {int(r[i])} points to node {int(s[i])}, which is not an edge of the "
+                             f"processing graph; use message_graph='complete'")
+        return idx
+
+    def pointer(self, targets: np.ndarray, nodes: np.ndarray, samples: np.ndarray, what: str) -> np.ndarray:
+        """Edge index of each pointer from global node `nodes` to its sample-local target."""
+        return self.edge(nodes, self.node_off[samples] + targets, what)
+
+
+def _structure(tb: TrajectoryBatch, pad: PadSizes, senders: np.ndarray, receivers: np.ndarray, e_per: np.ndarray,
+               at: _Layout) -> tuple[jraph.GraphsTuple, np.ndarray, np.ndarray, np.ndarray]:
+    """The padded graph, each node's graph slot, each node's self-loop edge and each slot's hint steps. Padding
+    nodes belong to the padding graph G - 1, padding edges are self-loops of node N - 1 (real values everywhere:
+    no inf or NaN can reach a gradient through padding)."""
+    N, E, G, S = pad.nodes, pad.edges, pad.graphs, len(tb)
+    n_real, e_real = len(at.node_sample), len(senders)
     g_senders = np.full(E, N - 1, np.int32)
     g_receivers = np.full(E, N - 1, np.int32)
     g_senders[:e_real], g_receivers[:e_real] = senders, receivers
@@ -286,84 +238,131 @@ def make_batch(tb: TrajectoryBatch, message_graph: str, pad: PadSizes | GrowingP
     graph = jraph.GraphsTuple(nodes=None, edges=None, globals=None, senders=g_senders, receivers=g_receivers,
                               n_node=n_node, n_edge=n_edge)
     node_graph = np.full(N, G - 1, np.int32)
-    node_graph[:n_real] = node_sample
+    node_graph[:n_real] = at.node_sample
     self_edge = np.zeros(N, np.int32)  # padding nodes: any edge (never scored)
     loops = np.arange(n_real)
-    self_edge[:n_real] = _edge_lookup(key, total, loops, loops, "self-loop")
+    self_edge[:n_real] = at.edge(loops, loops, "self-loop")
     lengths = np.zeros(G, np.int32)
     lengths[:S] = tb.n_step
+    return graph, node_graph, self_edge, lengths
 
-    # Time-major scatter indices for node hints: value k of sample s is (t, v) = divmod(k - start, n_s).
-    hint_sample = np.repeat(np.arange(S), tb.n_step * tb.n_node)
-    starts = np.repeat(np.cumsum(tb.n_step * tb.n_node) - tb.n_step * tb.n_node, tb.n_step * tb.n_node)
-    within = np.arange(len(hint_sample)) - starts
-    hint_t, hint_v = np.divmod(within, tb.n_node[hint_sample].astype(np.int64))
-    hint_node = node_off[hint_sample] + hint_v
-    step_sample = np.repeat(np.arange(S), tb.n_step)
-    step_t = np.arange(len(step_sample)) - np.repeat(np.cumsum(tb.n_step) - tb.n_step, tb.n_step)
-    edge_sample = np.repeat(np.arange(S), tb.n_edge)
-    in_s = node_off[edge_sample] + tb.senders
-    in_r = node_off[edge_sample] + tb.receivers
 
-    def node_pointer(targets_local: np.ndarray, nodes: np.ndarray, samples: np.ndarray, name: str) -> np.ndarray:
-        return _edge_lookup(key, total, nodes, node_off[samples] + targets_local, f"{algo} probe {name!r}")
-
+def _lay_out_probes(tb: TrajectoryBatch, pad: PadSizes, at: _Layout, self_edge: np.ndarray,
+                    random_pos: np.random.Generator | None) -> tuple[dict, dict, dict]:
+    """(inputs, hints, outputs) of the batch, every probe in its `Batch` layout, in the spec's order."""
     inputs, hints, outputs = {}, {}, {}
-    for name, (stage, location, type_) in spec.items():
+    steps = _HintSteps.of(tb, at)
+    for name, (stage, location, type_) in SPECS[tb.algorithm].items():
         raw = tb.probes[name]
+        what = f"{tb.algorithm} probe {name!r}"
         if name == "pos" and random_pos is not None:
             raw = _random_pos(random_pos, tb.n_node)
         if stage == Stage.HINT:
-            if location == Location.GRAPH or type_ == Type.MASK_ONE:
-                dense = np.zeros((T, G) if location == Location.GRAPH else (T, N), _dtype(type_))
-                if location == Location.GRAPH:
-                    dense[step_t, step_sample] = raw
-                else:
-                    dense[step_t, node_off[step_sample] + raw] = 1.0
-            else:
-                dense = np.zeros((T, N), _dtype(type_))
-                if type_ == Type.POINTER:
-                    dense[:, :] = self_edge[None, :]
-                    dense[hint_t, hint_node] = node_pointer(raw, hint_node, hint_sample, name)
-                else:
-                    dense[hint_t, hint_node] = raw
-            hints[name] = dense
-            continue
-        target = inputs if stage == Stage.INPUT else outputs
-        if location == Location.EDGE:
-            dense = np.zeros(E, np.float32)
-            dense[_edge_lookup(key, total, in_r, in_s, f"{algo} probe {name!r}")] = raw
+            hints[name] = _hint(raw, location, type_, pad, at, steps, self_edge, what)
+        elif location == Location.EDGE:
+            (inputs if stage == Stage.INPUT else outputs)[name] = _edge_probe(raw, tb, pad, at, what)
         elif location == Location.GRAPH:
-            dense = np.zeros(G, _dtype(type_))
-            dense[:S] = raw
-        elif type_ == Type.MASK_ONE:
-            dense = np.zeros(N, np.float32)
-            dense[node_off[:-1] + raw] = 1.0
-        elif type_ in (Type.POINTER, Type.SHOULD_BE_PERMUTATION):
-            dense = self_edge.copy()
-            nodes = np.arange(n_real)
-            if type_ == Type.SHOULD_BE_PERMUTATION:
-                # CLRS: the head (self-pointer) is re-pointed to the tail (the node nobody points to).
-                head = raw == nodes - node_off[node_sample]
-                pointed = np.zeros(n_real, bool)
-                pointed[(node_off[node_sample] + raw)[~head]] = True
-                tail_of = np.zeros(S, np.int64)
-                tail_of[node_sample[~pointed]] = np.flatnonzero(~pointed) - node_off[node_sample[~pointed]]
-                raw = np.where(head, tail_of[node_sample], raw)
-                mask = np.zeros(N, np.float32)
-                mask[:n_real] = head
-                outputs[f"{name}_mask"] = mask
-            dense[:n_real] = node_pointer(raw, nodes, node_sample, name)
+            dense = np.zeros(pad.graphs, _dtype(type_))
+            dense[:len(tb)] = raw
+            (inputs if stage == Stage.INPUT else outputs)[name] = dense
         else:
-            dense = np.zeros(N, _dtype(type_))
-            dense[:n_real] = raw
-        target[name] = dense
-    dense_nodes = None
-    if dense_tri:
-        dense_nodes = np.full((G - 1, pad.triplet_nodes), -1, np.int32)
-        slot_pos = np.arange(n_real) - node_off[node_sample]
-        dense_nodes[node_sample, slot_pos] = np.arange(n_real)
-    return Batch(graph, node_graph, self_edge, lengths, inputs, hints, outputs, tri, dense_nodes)
+            dense, mask = _node_probe(raw, type_, pad, at, self_edge, what)
+            if mask is not None:  # before the pointer itself, as CLRS orders its outputs
+                outputs[f"{name}_mask"] = mask
+            (inputs if stage == Stage.INPUT else outputs)[name] = dense
+    return inputs, hints, outputs
+
+
+class _HintSteps(NamedTuple):
+    """Time-major scatter indices of hints: node hint value k of sample s sits at (t, v) = divmod(k - start, n_s),
+    global node `node`; graph hint value k at (step_t, slot step_sample)."""
+
+    t: np.ndarray
+    node: np.ndarray
+    sample: np.ndarray
+    step_t: np.ndarray
+    step_sample: np.ndarray
+
+    @classmethod
+    def of(cls, tb: TrajectoryBatch, at: _Layout) -> _HintSteps:
+        """The scatter indices of `tb`'s hints on layout `at`."""
+        S, per = len(tb), tb.n_step * tb.n_node
+        sample = np.repeat(np.arange(S), per)
+        within = np.arange(len(sample)) - np.repeat(np.cumsum(per) - per, per)
+        t, v = np.divmod(within, tb.n_node[sample].astype(np.int64))
+        step_sample = np.repeat(np.arange(S), tb.n_step)
+        step_t = np.arange(len(step_sample)) - np.repeat(np.cumsum(tb.n_step) - tb.n_step, tb.n_step)
+        return cls(t, at.node_off[sample] + v, sample, step_t, step_sample)
+
+
+def _hint(raw: np.ndarray, location: str, type_: str, pad: PadSizes, at: _Layout, steps: _HintSteps,
+          self_edge: np.ndarray, what: str) -> np.ndarray:
+    """One hint probe, [T, G] for a graph hint, else [T, N]; steps and nodes past a sample's end hold zeros (a
+    pointer: the node's self-loop)."""
+    if location == Location.GRAPH:
+        dense = np.zeros((pad.steps, pad.graphs), _dtype(type_))
+        dense[steps.step_t, steps.step_sample] = raw
+    elif type_ == Type.MASK_ONE:
+        dense = np.zeros((pad.steps, pad.nodes), _dtype(type_))
+        dense[steps.step_t, at.node_off[steps.step_sample] + raw] = 1.0
+    elif type_ == Type.POINTER:
+        dense = np.zeros((pad.steps, pad.nodes), _dtype(type_))
+        dense[:, :] = self_edge[None, :]
+        dense[steps.t, steps.node] = at.pointer(raw, steps.node, steps.sample, what)
+    else:
+        dense = np.zeros((pad.steps, pad.nodes), _dtype(type_))
+        dense[steps.t, steps.node] = raw
+    return dense
+
+
+def _edge_probe(raw: np.ndarray, tb: TrajectoryBatch, pad: PadSizes, at: _Layout, what: str) -> np.ndarray:
+    """An input or output on the input graph's edges, [E], scattered onto their processing edges."""
+    edge_sample = np.repeat(np.arange(len(tb)), tb.n_edge)
+    dense = np.zeros(pad.edges, np.float32)
+    dense[at.edge(at.node_off[edge_sample] + tb.receivers, at.node_off[edge_sample] + tb.senders, what)] = raw
+    return dense
+
+
+def _node_probe(raw: np.ndarray, type_: str, pad: PadSizes, at: _Layout, self_edge: np.ndarray,
+                what: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """A node input or output, [N], and for a sort's permutation output its head mask (else None)."""
+    n_real, mask = len(at.node_sample), None
+    if type_ == Type.MASK_ONE:
+        dense = np.zeros(pad.nodes, np.float32)
+        dense[at.node_off[:-1] + raw] = 1.0
+    elif type_ in (Type.POINTER, Type.SHOULD_BE_PERMUTATION):
+        dense = self_edge.copy()
+        nodes = np.arange(n_real)
+        if type_ == Type.SHOULD_BE_PERMUTATION:
+            raw, head = _repoint_head(raw, at)
+            mask = np.zeros(pad.nodes, np.float32)
+            mask[:n_real] = head
+        dense[:n_real] = at.pointer(raw, nodes, at.node_sample, what)
+    else:
+        dense = np.zeros(pad.nodes, _dtype(type_))
+        dense[:n_real] = raw
+    return dense, mask
+
+
+def _repoint_head(raw: np.ndarray, at: _Layout) -> tuple[np.ndarray, np.ndarray]:
+    """CLRS's permutation pointer: a sort's head (the node pointing to itself) re-pointed to the tail (the node
+    nobody points to); returns the new local targets and which nodes are heads."""
+    n_real, S = len(at.node_sample), len(at.node_off) - 1
+    local = np.arange(n_real) - at.node_off[at.node_sample]
+    head = raw == local
+    pointed = np.zeros(n_real, bool)
+    pointed[(at.node_off[at.node_sample] + raw)[~head]] = True
+    tail_of = np.zeros(S, np.int64)
+    tail_of[at.node_sample[~pointed]] = np.flatnonzero(~pointed) - at.node_off[at.node_sample[~pointed]]
+    return np.where(head, tail_of[at.node_sample], raw), head
+
+
+def _dense_node_table(pad: PadSizes, at: _Layout) -> np.ndarray:
+    """The dense triplet layout's [G - 1, M] table: global id of each sample slot's a-th node, -1 beyond its size."""
+    n_real = len(at.node_sample)
+    table = np.full((pad.graphs - 1, pad.triplet_nodes), -1, np.int32)
+    table[at.node_sample, np.arange(n_real) - at.node_off[at.node_sample]] = np.arange(n_real)
+    return table
 
 
 def _dtype(type_: str) -> type:
