@@ -2,6 +2,8 @@
 
 from nar.algorithms import ALGORITHMS, SPECS, execute, run_batch
 from nar.clrs_text import clrs_text
+from nar.compare import compare_run
+from nar.compiled import compile_model, save_compiled
 from nar.config import Config, EvalConfig, TrainConfig
 from nar.config import load as load_config
 from nar.data.batch import Batch, make_batch
@@ -15,6 +17,7 @@ from nar.trajectory import Trajectory, TrajectoryBatch
 __version__ = "0.1.0"
 
 __all__ = ["ALGORITHMS", "PROCESSORS", "SPECS", "Batch", "Config", "EvalConfig", "Evaluator", "Model", "ModelConfig",
-           "TrainConfig", "Trainer", "Trajectory", "TrajectoryBatch", "build_model", "data_mesh", "evaluate_sizes",
-           "execute", "format_table", "get_processor", "initialize", "load_config", "load_run", "make_batch",
-           "clrs_text", "run_batch", "set_cpu_devices", "train", "__version__"]
+           "TrainConfig", "Trainer", "Trajectory", "TrajectoryBatch", "build_model", "clrs_text", "compare_run",
+           "compile_model", "data_mesh", "evaluate_sizes", "execute", "format_table", "get_processor", "initialize",
+           "load_config", "load_run", "make_batch", "run_batch", "save_compiled", "set_cpu_devices", "train",
+           "__version__"]

@@ -242,9 +242,55 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("config", metavar="NAME|FILE", help="ALGORITHM/PROCESSOR (e.g. bfs/mpnn) or a TOML file")
     _config_flags(show)
     show.set_defaults(func=_config_show)
+    k = sub.add_parser("compile", help="write a compiled (hand-set, exact) BFS or Bellman-Ford model as a run "
+                       "directory", epilog=EXIT_CODES)
+    k.add_argument("algorithm", choices=("bfs", "bellman_ford"), help="the algorithm to compile: %(choices)s")
+    k.add_argument("--processor", default="mpnn", choices=("mpnn", "pgn", "pgn_mask", "gmpnn", "triplet_mpnn",
+                                                            "triplet_gmpnn"),
+                   help="the MPNN-family processor that runs it (default mpnn): %(choices)s")
+    k.add_argument("--message-graph", dest="message_graph", choices=("complete", "input"),
+                   help="the graph messages run over (default: the processor's; 'input' scales to large n)")
+    k.add_argument("--out", required=True, help="run directory to write (then `nar eval OUT` evaluates it)")
+    k.set_defaults(func=_compile)
+    m = sub.add_parser("compare", help="a trained run against the compiled model of its algorithm, per step",
+                       epilog=EXIT_CODES)
+    m.add_argument("run", help="run directory written by `nar train` (BFS or Bellman-Ford)")
+    m.add_argument("--compiled", action="store_true", required=True,
+                   help="compare with the compiled model (the only reference so far; required)")
+    m.add_argument("--sizes", type=_sizes, default=(16, 64), help="comma-separated test sizes (default 16,64)")
+    m.add_argument("--samples", type=int, default=32, help="test graphs per size (default 32)")
+    m.add_argument("--plot", help="PNG of agreement and state similarity per step (default RUN/compare_compiled.png)")
+    m.add_argument("--last", action="store_true", help="the last parameters instead of the best-validation ones")
+    m.add_argument("--json", action="store_true", help="the per-step rows as JSON instead of a table")
+    m.set_defaults(func=_compare)
     sub.add_parser("bench", help="benchmarks: `nar bench run|speed|suite-speed|fsa-distance|scale --help`",
                    add_help=False)
     return p
+
+
+def _compile(args) -> int:
+    from nar.compiled import save_compiled
+
+    out = save_compiled(args.out, args.algorithm, args.processor, args.message_graph)
+    print(f"compiled {args.algorithm} ({args.processor}) written to {out}; evaluate it with `nar eval {out}`",
+          file=sys.stderr)
+    return 0
+
+
+def _compare(args) -> int:
+    from nar.compare import compare_run, format_comparison, plot_comparison
+    from nar.train import load_run
+
+    model, params, config = load_run(args.run, "params" if args.last else "best_params")
+    results = compare_run(model, params, config, args.sizes, args.samples)
+    plot = Path(args.plot or Path(args.run) / "compare_compiled.png")
+    plot_comparison(results, plot, f"{args.run}: {config.model.algorithm} / {config.model.processor} vs compiled")
+    if args.json:
+        print(json.dumps({str(n): r for n, r in results.items()}, indent=1))
+    else:
+        print(format_comparison(results))
+    print(f"plot: {plot}", file=sys.stderr)
+    return 0
 
 
 def _dispatch(argv: list[str]) -> int:

@@ -111,6 +111,7 @@ class Predictions(NamedTuple):
     outputs: Mapping[str, Any]  # logits; permutation pointers as Sinkhorn log-probabilities
     hints: Mapping[str, Any]  # logits of hints 1 .. T-1, stacked [T-1, ...]
     stats: Mapping[str, Any] = {}  # the processor's per-node statistics (`history`), mean over real nodes and steps
+    hidden: Any = None  # with `trace=True`: the processor's node states after each step, stacked [T-1, N, H]
 
 
 def graph_of(batch: Batch) -> Graph:
@@ -179,8 +180,10 @@ class Model(nnx.Module):
         # every step (it counts a loop body once).
         self.scan_unroll = 1
 
-    def __call__(self, batch: Batch, key=None, *, train: bool = False, closed_gate: bool = False) -> Predictions:
-        """Predictions for a batch; `closed_gate` shuts a history gate (G-ForgetNet run as pure ForgetNet)."""
+    def __call__(self, batch: Batch, key=None, *, train: bool = False, closed_gate: bool = False,
+                 trace: bool = False) -> Predictions:
+        """Predictions for a batch; `closed_gate` shuts a history gate (G-ForgetNet run as pure ForgetNet); `trace`
+        also returns every step's node states (`Predictions.hidden`, for `nar.compare`)."""
         cfg = self.config
         graph = graph_of(batch)
         H = cfg.hidden
@@ -217,8 +220,9 @@ class Model(nnx.Module):
             outs = (jnp.where(keep_G[graph.node_graph][:, None], h_dec, outs[0]),
                     jnp.where(keep_G[graph.edge_graph][:, None], e_dec, outs[1]),
                     jnp.where(keep_G[:, None], graph_fts, outs[2]))
+            states = new_hidden if trace else None
             if self.hint_decoder is None:
-                return (new_hidden, hint_feats, outs), ({}, sums)
+                return (new_hidden, hint_feats, outs), ({}, sums, states)
             hint_logits = self.hint_decoder(h_dec, e_dec, graph_fts, graph)
             force_G = jax.random.uniform(k, (graph.num_graphs,)) < tf
             nxt = {}
@@ -226,7 +230,7 @@ class Model(nnx.Module):
                 pred = predicted_features(hint_logits[n], loc, type_, graph, hard)
                 truth = truth_features(truth_next[n], loc, type_, classes, graph)
                 nxt[n] = jnp.where(_broadcast(force_G, self.hint_probes[n], graph, pred), truth, pred)
-            return (new_hidden, nxt, outs), (hint_logits, sums)
+            return (new_hidden, nxt, outs), (hint_logits, sums, states)
 
         edge_in = H + self.processor.edge_latent_size
         outs0 = (jnp.zeros((graph.num_nodes, 3 * H)), jnp.zeros((graph.num_edges, edge_in)),
@@ -234,7 +238,7 @@ class Model(nnx.Module):
         truth_seq = {n: batch.hints[n][1:num_steps + 1] for n in self.hint_probes}
         xs = (jnp.arange(num_steps), truth_seq, jax.random.split(k_steps, num_steps))
         carry0 = (jnp.zeros((graph.num_nodes, H)), hint_truth, outs0)
-        (_, _, last), (hint_logits, sums) = jax.lax.scan(step, carry0, xs, unroll=self.scan_unroll)
+        (_, _, last), (hint_logits, sums, states) = jax.lax.scan(step, carry0, xs, unroll=self.scan_unroll)
         stats = {n: total.sum() / jnp.maximum(count.sum(), 1) for n, (total, count) in sums.items()}
         outs = self.output_decoder(*last, graph)
         steps = cfg.sinkhorn_steps if train else cfg.sinkhorn_eval_steps
@@ -243,7 +247,7 @@ class Model(nnx.Module):
                 x = jnp.where(graph.senders == graph.receivers, outs[n] - 1e6, outs[n])
                 outs[n] = log_sinkhorn(x, graph.receivers, graph.senders, graph.num_nodes, steps,
                                        cfg.sinkhorn_temperature, k_noise if train else None)
-        return Predictions(outs, hint_logits, stats)
+        return Predictions(outs, hint_logits, stats, states)
 
 
 def _broadcast(flag_G, probe, graph: Graph, like):
