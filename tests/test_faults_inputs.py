@@ -274,7 +274,7 @@ def test_eval_of_a_huge_size_is_refused_before_the_model_or_test_graphs(tmp_path
 
 def test_training_a_huge_hidden_size_is_refused_before_files_data_or_parameters(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
-    _forbid(monkeypatch, "nar.train:build_model", "nar.train:clrs_train", "nar.train:Checkpointer")
+    _forbid(monkeypatch, "nar.train:build_model", "nar.training.data:clrs_train", "nar.train:Checkpointer")
     t0 = time.perf_counter()
     assert main(["train", "--algorithm", "bfs", "--set", "model.hidden=30000", "--out", str(out), "--quiet"]) == 2
     assert time.perf_counter() - t0 < 30
