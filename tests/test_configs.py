@@ -5,6 +5,7 @@ directory, and a wheel installed elsewhere finds them all.
 tests/fixtures/configs_before_names.json holds the keys of the 44 files configs/<algorithm>_<processor>.toml as
 they were when they were replaced by names, read once with tomllib."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from nar import cli
 from nar.bench import suite as bench
 from nar.cli import main
 from nar.config import compose, from_dict, load
@@ -118,9 +120,17 @@ def test_train_by_name_and_by_flags_resolve_alike(tmp_path):
 # The package as a wheel, installed away from the source tree
 
 
+def _train_options() -> list[tuple[str, str]]:
+    """(option, help text as printed) for every option of `nar train`, read off the parser in this process."""
+    sub = next(a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction))
+    train = sub.choices["train"]
+    return [(a.option_strings[0], train._get_formatter()._expand_help(a)) for a in train._actions if a.option_strings]
+
+
 def test_wheel_installs_and_runs_by_name_from_another_directory(tmp_path):
-    """A non-editable install: the wheel built from a copy of the sources, unpacked into its own environment whose
-    only other path is the dependencies (this venv's site-packages, minus its editable nar)."""
+    """A non-editable install: the wheel built from a copy of the sources, installed by pip into a fresh venv whose
+    only other path is the dependencies (this venv's site-packages, minus its editable nar; offline, so --no-deps),
+    then run through its `nar` console script from a directory holding no configs."""
     src = tmp_path / "src"
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         (src / name).parent.mkdir(parents=True, exist_ok=True)
@@ -136,18 +146,18 @@ def test_wheel_installs_and_runs_by_name_from_another_directory(tmp_path):
 
     env_dir = tmp_path / "env"
     venv.create(env_dir, with_pip=False)
+    python = env_dir / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q",
+                    str(wheel)], check=True, capture_output=True, timeout=300)
     site = next(env_dir.glob("lib/python*/site-packages"))
-    with zipfile.ZipFile(wheel) as z:
-        z.extractall(site)  # what an installer lays down (the console script aside: `python -m nar` below)
     deps = next(Path(p) for p in sys.path if p.endswith("site-packages") and (Path(p) / "jax").is_dir())
     (site / "deps.pth").write_text(f"{deps}\n")  # a .pth line adds the folder, never runs its editable finder
-    python = env_dir / "bin" / "python"
     run_dir = tmp_path / "elsewhere"
     run_dir.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
 
     def nar(*argv: str) -> str:
-        done = subprocess.run([str(python), "-m", "nar", *argv], cwd=run_dir, env=env, capture_output=True,
+        done = subprocess.run([str(env_dir / "bin" / "nar"), *argv], cwd=run_dir, env=env, capture_output=True,
                               text=True, timeout=180)
         assert done.returncode == 0, done.stderr
         return done.stdout
@@ -158,6 +168,9 @@ def test_wheel_installs_and_runs_by_name_from_another_directory(tmp_path):
     assert nar("--version").strip() == "nar 0.1.0"
     assert from_dict(tomllib.loads(nar("config", "show", "bfs/mpnn"))) == compose("bfs", "mpnn")
     assert "--algorithms" in nar("bench", "run", "quick", "--help")
+    train_help = "".join(nar("train", "--help").split())  # argparse wraps help at any width: compare unwrapped
+    undocumented = [o for o, text in _train_options() if o not in train_help or "".join(text.split()) not in train_help]
+    assert len(_train_options()) >= 10 and not undocumented, undocumented
     summary = json.loads(nar("train", "--config", "bfs/mpnn", "--steps", "2", "--set", "model.hidden=8",
                              "--set", "train.batch_size=2", "--set", "train.sizes=[4]", "--set",
                              "train.val_samples=2", "--set", "train.val_size=4", "--out", "run", "--quiet"))

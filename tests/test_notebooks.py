@@ -39,6 +39,7 @@ def test_notebook_runs_at_small_budget(path, tmp_path, monkeypatch):
         "display_name": "nar (test interpreter)", "language": "python"}))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("NAR_NOTEBOOK_SMALL", "1")
+    monkeypatch.delenv("NAR_INSTALL", raising=False)  # the set-up cell must not pip-install: this venv is under test
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(path.parents[1]),
                                                                    os.environ.get("PYTHONPATH")])))
