@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 import nar
 from nar.bench import dmclrs_script, git_commit
+from nar.bench.child import run_child
 from nar.data import generate
 from nar.specs import GRAPH_ALGORITHMS, SORTING_ALGORITHMS
 
@@ -48,8 +48,7 @@ def _time(algorithm: str, n: int, num: int, workers: int, repeats: int = 3) -> f
 
 def _dmclrs(python: str, algorithms, sizes) -> dict:
     script = dmclrs_script("dmclrs_samplers.py")
-    out = subprocess.run([python, str(script), ",".join(algorithms), ",".join(map(str, sizes))],
-                         check=True, capture_output=True, text=True).stdout
+    out = run_child([python, script, ",".join(algorithms), ",".join(map(str, sizes))])
     return {(r["algorithm"], r["n"]): r["traj_per_s"] for r in json.loads(out)}
 
 

@@ -3,7 +3,7 @@
 Two sweeps, every point in a process of its own (a clean peak memory, its own device count, a time limit):
 
 - devices: train steps/s (`nar.train.Trainer` on CLRS's training distribution) and eval graphs/s (`Evaluator` on
-  sparse ER graphs) with 1, 2, 4 simulated CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count=D). The
+  sparse ER graphs) with 1, 2, 4 simulated CPU devices (JAX_NUM_CPU_DEVICES=D, `nar.bench.child`). The
   child only sets the count; Trainer and Evaluator spread their batches over every local device themselves.
 - sizes: evaluation of a freshly initialised BFS and Bellman-Ford model on sparse ER graphs of growing size, with
   data seconds, compile seconds, graphs/s, the process's peak RSS, JAX's device memory statistics where the
@@ -17,10 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +29,7 @@ from flax import nnx
 import nar
 from nar.algorithms import get_algorithm
 from nar.bench import environment, peak_rss_bytes
+from nar.bench.child import ChildError, run_child
 from nar.config import from_dict
 from nar.data import generate
 from nar.evaluate import Evaluator, batches, hint_probe_count
@@ -44,7 +42,6 @@ DEFAULT = {"devices": (1, 2, 4), "algorithms": ("bfs", "bellman_ford"), "sizes":
            "device_eval_graphs": 64}
 QUICK = {"devices": (1, 2), "algorithms": ("bfs", "bellman_ford"), "sizes": (64, 512), "hidden": 16,
          "degree": 5.0, "graphs": 2, "train_steps": 8, "device_eval_n": 32, "device_eval_graphs": 8}
-_COUNT_FLAG = "--xla_force_host_platform_device_count"
 
 
 def _device_memory() -> dict | None:
@@ -134,20 +131,13 @@ POINTS = {"devices": point_devices, "size": point_size}
 
 def _run_point(kind: str, params: dict, devices: int, timeout: float, platform: str | None) -> dict:
     """One point in a child process with `devices` simulated CPU devices: its JSON, or {'skipped': why}."""
-    env = dict(os.environ)
-    flags = re.sub(rf"{_COUNT_FLAG}=\S*", "", env.get("XLA_FLAGS", "")).split()
-    env["XLA_FLAGS"] = " ".join(flags + [f"{_COUNT_FLAG}={devices}"])
-    if platform:
-        env["JAX_PLATFORMS"] = platform
     argv = [sys.executable, "-m", "nar.bench.scale", "--point", json.dumps({"kind": kind, **params})]
     try:
-        run = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {"skipped": f"did not finish within {timeout:.0f} s"}
-    if run.returncode:
-        lines = (run.stderr or run.stdout).strip().splitlines()
-        return {"skipped": lines[-1] if lines else f"exit {run.returncode} (killed: out of memory?)"}
-    return json.loads(run.stdout.strip().splitlines()[-1])
+        out = run_child(argv, env={"JAX_PLATFORMS": platform} if platform else None, cpu_devices=devices,
+                        timeout=timeout)
+    except ChildError as e:  # recorded, not raised: the other points still run
+        return {"skipped": e.reason + (" (killed: out of memory?)" if e.silent else "")}
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def bench(settings: dict, timeout: float, platform: str | None = None, log=print) -> dict:

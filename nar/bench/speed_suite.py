@@ -17,12 +17,12 @@ import argparse
 import datetime
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
 from nar.algorithms import get_algorithm
 from nar.bench import dmclrs_script, environment
+from nar.bench.child import ChildError, run_child
 from nar.bench.report import MACHINE_FILE
 from nar.processors import PROCESSORS
 
@@ -59,13 +59,9 @@ def _speed(algorithm: str, processor: str, n: int, mode: str, steps: int, timeou
             "--num-nodes", str(n), "--batch-size", str(batch_for(n)), "--graph", graph_for(n), "--mode", mode,
             "--steps", str(steps), "--json"]
     try:
-        run = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"skipped": f"did not finish within {timeout:.0f} s"}
-    if run.returncode:
-        lines = (run.stderr or run.stdout).strip().splitlines()
-        return {"skipped": lines[-1] if lines else f"exit {run.returncode}"}
-    return json.loads(run.stdout)
+        return json.loads(run_child(argv, timeout=timeout))
+    except ChildError as e:  # recorded, not raised: the other rows still run
+        return {"skipped": e.reason}
 
 
 def measure(algorithm: str, processor: str, n: int, steps: int = 5, timeout: float = 300.0) -> dict:
@@ -90,8 +86,7 @@ def measure(algorithm: str, processor: str, n: int, steps: int = 5, timeout: flo
 def measure_machine(command: str) -> dict:
     """The machine's float32 matmul rate (the scale for every row's GFLOP/s), in a child process like the rows."""
     code = "import json; from nar.bench.speed import matmul_gflops; print(json.dumps(matmul_gflops()))"
-    rate = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                     check=True).stdout)
+    rate = json.loads(run_child([sys.executable, "-c", code]))
     return {"matmul_gflops_per_s": rate, "matmul": "2,048 x 2,048 jnp.dot, best of 5", "environment": environment(),
             "date": datetime.date.today().isoformat(), "command": command}
 
@@ -99,9 +94,7 @@ def measure_machine(command: str) -> dict:
 def dmclrs_rows(python: str, script: Path, rows: list[dict], timeout: float) -> list[dict]:
     """dm-clrs's figures for the same (algorithm, processor, n, batch) work, timed by `script`
     (`benchmarks/dmclrs_model.py`) in dm-clrs's own virtualenv; a row past `timeout` seconds is an error row."""
-    out = subprocess.run([python, str(script), json.dumps(rows), str(timeout)], capture_output=True, text=True,
-                         check=True).stdout
-    return json.loads(out)
+    return json.loads(run_child([python, script, json.dumps(rows), timeout]))
 
 
 DMCLRS_PROCESSORS = ("mpnn", "pgn", "triplet_gmpnn")  # the ones dm-clrs has under the same name

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from nar.bench import environment, git_commit, repository_root
+from nar.bench.child import child_env
 from nar.checkpoint import write_atomic
 from nar.config import CONFIG_DATA, Config, compose, from_dict, is_name, parse_set, read_toml
 from nar.evaluate import Evaluator, evaluate_sizes
@@ -309,7 +310,7 @@ def _run_workers(suite: Suite, todo: list, results_dir: Path, runs_dir: Path, co
                     "--runs", str(runs_dir), "--command", command] + (["--allow-dirty"] if allow_dirty else [])
             argv += [f"--set={item}" for item in suite.sets]
             out = open(runs_dir / f"{name}.log", "w")
-            env = {**os.environ, AFFINITY_ENV: ",".join(map(str, share[slot]))}  # applied by the worker's main()
+            env = child_env({AFFINITY_ENV: ",".join(map(str, share[slot]))})  # applied by the worker's main()
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
             running[name] = (slot, proc, out)
             log(f"[{len(todo) - len(pending)}/{len(todo)}] {name} started (log {out.name})")
