@@ -35,7 +35,6 @@ from nar.config import Config, load
 from nar.data.batch import GrowingPad, PadSizes
 from nar.distributed import barrier, data_mesh, is_main_process, local_groups, replicate, shard_groups
 from nar.evaluate import Evaluator
-from nar.model.discrete import DiscreteModel
 from nar.model.fsa import FSAModel
 from nar.model.losses import training_loss
 from nar.model.memory import check_training_fits
@@ -79,11 +78,9 @@ class NonFiniteError(FloatingPointError, ValueError):
     `nar` command prints it as an error message."""
 
 
-def build_model(config: Config) -> Model | FSAModel | DiscreteModel:
-    """The model of a config, initialised from the config's seed (GraphFSA's own model for an automaton, the
-    discrete model for a discrete step)."""
-    entry = get_processor(config.model.processor)
-    cls = FSAModel if entry.automaton else DiscreteModel if entry.discrete else Model
+def build_model(config: Config) -> Model | FSAModel:
+    """The model of a config, initialised from the config's seed (GraphFSA's own model for an automaton)."""
+    cls = FSAModel if get_processor(config.model.processor).automaton else Model
     return cls(config.model, rngs=nnx.Rngs(config.train.seed))
 
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import optax
 
 from nar.config import Config
+from nar.grokfast import with_clip
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
-    """CLRS's optimiser: gradients clipped to global norm `grad_clip`, then Adam at `learning_rate`."""
+    """CLRS's optimiser: gradients clipped to global norm `grad_clip` (and Grokfast's filter, if `train.grokfast`
+    asks for it, in `train.grokfast_order`), then Adam at `learning_rate`."""
     t = config.train
-    return optax.chain(optax.clip_by_global_norm(t.grad_clip), optax.scale_by_adam(), optax.scale(-t.learning_rate))
+    return optax.chain(*with_clip(t, optax.clip_by_global_norm(t.grad_clip)), optax.scale_by_adam(),
+                       optax.scale(-t.learning_rate))
