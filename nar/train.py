@@ -35,11 +35,12 @@ from nar.config import Config, load
 from nar.data.batch import GrowingPad, PadSizes
 from nar.distributed import barrier, data_mesh, is_main_process, local_groups, replicate, shard_groups
 from nar.evaluate import Evaluator
+from nar.model.classes import model_class
+from nar.model.discrete import DiscreteModel
 from nar.model.fsa import FSAModel
 from nar.model.losses import training_loss
 from nar.model.memory import check_training_fits
 from nar.model.net import Model
-from nar.processors import get_processor
 from nar.timing import TIMING_FILE, Clock
 from nar.training.data import (
     Prefetch,
@@ -78,10 +79,10 @@ class NonFiniteError(FloatingPointError, ValueError):
     `nar` command prints it as an error message."""
 
 
-def build_model(config: Config) -> Model | FSAModel:
-    """The model of a config, initialised from the config's seed (GraphFSA's own model for an automaton)."""
-    cls = FSAModel if get_processor(config.model.processor).automaton else Model
-    return cls(config.model, rngs=nnx.Rngs(config.train.seed))
+def build_model(config: Config) -> Model | FSAModel | DiscreteModel:
+    """The model of a config, initialised from the config's seed (GraphFSA's own model for an automaton, the
+    discrete model for a discrete step)."""
+    return model_class(config.model)(config.model, rngs=nnx.Rngs(config.train.seed))
 
 
 def initial_state(config: Config, params: dict, tx: optax.GradientTransformation) -> dict:

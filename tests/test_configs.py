@@ -42,9 +42,13 @@ def test_a_name_composes_to_its_old_file(name):
     assert load(f"{algorithm}/{processor}") == compose(algorithm, processor)
 
 
+# Processors registered after configs got names: no old file or default to compare with.
+NEWER = {"dnar"}
+
+
 def test_pairs_without_an_old_file_keep_the_defaults_and_refusals_stay_refusals():
     for algorithm in SPECS:
-        for processor in PROCESSORS:
+        for processor in set(PROCESSORS) - NEWER:
             try:
                 old = _old(algorithm, processor)
             except ValueError:  # GraphFSA on Bellman-Ford or a sort

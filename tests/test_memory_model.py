@@ -90,7 +90,7 @@ def test_training_memory_grows_per_step_as_estimated(tmp):
     assert 1 / FACTOR <= (e28 - e12) / (m28 - m12) <= FACTOR
 
 
-@pytest.mark.parametrize("processor", ["triplet_gmpnn", "tropical", "graphfsa"])
+@pytest.mark.parametrize("processor", ["triplet_gmpnn", "tropical", "graphfsa", "dnar"])
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
 def test_processor_estimate_within_factor(tmp, processor, train):
     m, e = measured_and_estimate(tmp, "bfs", processor, train, 1024, 8192, 12, triplets=16384)

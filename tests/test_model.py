@@ -887,8 +887,9 @@ def test_jit_and_eager_agree_on_training_loss_and_grad(nets, bfs_tb):
         np.testing.assert_allclose(ge, gj, rtol=1e-4, atol=1e-5 * scale, err_msg=jax.tree_util.keystr(path))
 
 
-# Encode-process-decode processors (an automaton, GraphFSA, has its own model and tests: test_graphfsa.py).
-NEURAL = sorted(p for p, e in PROCESSORS.items() if not e.automaton)
+# Encode-process-decode processors (an automaton, GraphFSA, and the discrete step, dnar, have their own models and
+# tests: test_graphfsa.py, test_discrete.py).
+NEURAL = sorted(p for p, e in PROCESSORS.items() if not (e.automaton or e.discrete))
 
 
 @pytest.mark.parametrize("hint_mode", HINT_MODES)

@@ -36,9 +36,8 @@ import jax
 from flax import nnx
 
 from nar.data.batch import PadSizes, bucket, message_graph_for
-from nar.model.fsa import FSAModel
-from nar.model.net import Model, ModelConfig
-from nar.processors import get_processor
+from nar.model.classes import model_class
+from nar.model.net import ModelConfig
 
 if TYPE_CHECKING:
     from nar.config import Config, EvalConfig
@@ -92,6 +91,7 @@ FOOTPRINTS: dict[str, Footprint] = {
     "g_forgetnet": _GMPNN,
     "graphfsa": Footprint(n_eval=4, e_eval=8, n_train=4, e_train=8, n_step=10, e_step=0, per_hidden=False,
                           edge_hints=False),
+    "dnar": Footprint(n_eval=6, e_eval=5, n_train=8, e_train=8, n_step=6, e_step=5),
 }
 
 
@@ -147,8 +147,7 @@ def check_fits(pad: PadSizes, hidden: int, train: bool, message_graph: str, limi
 def parameter_bytes(model: ModelConfig) -> int:
     """Bytes of every variable of the model `nar.train.build_model` builds for `model`, from `nnx.eval_shape`:
     shapes only, nothing allocated (so a model too large to build is measured, not built)."""
-    cls = FSAModel if get_processor(model.processor).automaton else Model
-    abstract = nnx.eval_shape(lambda: cls(model, rngs=nnx.Rngs(0)))
+    abstract = nnx.eval_shape(lambda: model_class(model)(model, rngs=nnx.Rngs(0)))
     return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(nnx.split(abstract)[1]))
 
 

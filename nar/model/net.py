@@ -25,6 +25,7 @@ from nar.model.probes import POINTERS, Decoder, Encoder, predicted_features, tru
 from nar.model.segment import log_sinkhorn
 from nar.processors import get_processor
 from nar.processors.base import Graph
+from nar.processors.discrete import check_discrete_algorithm
 from nar.processors.graphfsa import check_fsa_algorithm
 from nar.processors.tropical import MAPS, VALUATIONS
 from nar.specs import SPECS, Location, Stage, Type
@@ -65,6 +66,8 @@ class ModelConfig:
             raise ValueError(f"unknown algorithm {self.algorithm!r}; known: {', '.join(SPECS)}")
         if get_processor(self.processor).automaton:
             check_fsa_algorithm(self.algorithm)
+        if get_processor(self.processor).discrete:
+            check_discrete_algorithm(self.algorithm)
         if get_processor(self.base_processor).wraps or get_processor(self.base_processor).automaton:
             raise ValueError(f"base_processor must be a message-passing processor (not a wrapper or an automaton), got "
                              f"{self.base_processor!r}")

@@ -6,7 +6,8 @@ graph plus self-loops), the `ModelConfig` fields it takes as options, whether it
 whether its messages are masked to CLRS's adjacency (`adjacency`: PGN; see `nar.model.net.adjacency`). A wrapper
 (`wraps=True`: ForgetNet, G-ForgetNet) is built around the processor named by `ModelConfig.base_processor`, whose
 message graph, triplets and adjacency mask it inherits. An automaton
-(GraphFSA) replaces the whole encode-process-decode model (`nar.model.fsa.FSAModel`).
+(GraphFSA) replaces the whole encode-process-decode model (`nar.model.fsa.FSAModel`), and so does a discrete step
+(dnar: `nar.model.discrete.DiscreteModel`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import functools
 from collections.abc import Callable
 
 from nar.processors.base import Graph, Processor
+from nar.processors.discrete import DiscreteStep
 from nar.processors.forget import Forget
 from nar.processors.graphfsa import GraphFSA
 from nar.processors.mpnn import MPNN
@@ -33,6 +35,7 @@ class ProcessorEntry:
     wraps: bool = False  # built as build(hidden, rngs=, base=<the base processor>)
     automaton: bool = False  # not an encode-process-decode processor: `nar.model.fsa.FSAModel` runs it
     adjacency: bool = False  # messages masked to CLRS's adjacency (self-loops, input edges, pointers) per step
+    discrete: bool = False  # a discrete step between hint states: `nar.model.discrete.DiscreteModel` runs it
 
 
 PROCESSORS: dict[str, ProcessorEntry] = {}
@@ -40,7 +43,7 @@ PROCESSORS: dict[str, ProcessorEntry] = {}
 
 def register(name: str, build: Callable[..., Processor], default_message_graph: str | None, description: str,
              options: tuple[str, ...] = (), triplets: bool = False, wraps: bool = False,
-             automaton: bool = False, adjacency: bool = False) -> None:
+             automaton: bool = False, adjacency: bool = False, discrete: bool = False) -> None:
     """Add a processor under `name`: after this, `model.processor = name` (configs, `--processor`) builds it.
 
     `build(hidden, rngs=..., layer_norm=..., **options)` returns a `Processor`; `options` names `ModelConfig`
@@ -51,7 +54,7 @@ def register(name: str, build: Callable[..., Processor], default_message_graph: 
     if name in PROCESSORS:
         raise ValueError(f"processor {name!r} is already registered")
     PROCESSORS[name] = ProcessorEntry(name, build, default_message_graph, description, tuple(options), triplets,
-                                      wraps, automaton, adjacency)
+                                      wraps, automaton, adjacency, discrete)
 
 
 def get_processor(name: str) -> ProcessorEntry:
@@ -83,5 +86,8 @@ register("graphfsa", GraphFSA, "input", "GraphFSA: a learned finite-state automa
          "2024), for finite node hints (BFS, DFS); BFS's pointer pi is decoded from the learned reach trajectory by "
          "a fixed rule (lowest-index in-neighbour reached earlier), not learned", ("fsa_states", "fsa_bound"),
          automaton=True)
+register("dnar", DiscreteStep, "input", "discrete step (after Rodionov & Prokhorenkova's DNAR): discrete node and "
+         "edge states, hard attention to one in-edge, scalars only in the attention logits; BFS and Bellman-Ford",
+         discrete=True)
 
 __all__ = ["PROCESSORS", "Graph", "Processor", "ProcessorEntry", "get_processor", "register"]
