@@ -286,7 +286,10 @@ def _compare(args) -> int:
     plot = Path(args.plot or Path(args.run) / "compare_compiled.png")
     plot_comparison(results, plot, f"{args.run}: {config.model.algorithm} / {config.model.processor} vs compiled")
     if args.json:
-        print(json.dumps({str(n): r for n, r in results.items()}, indent=1))
+        from nar.training.run_dir import strict
+
+        print(json.dumps({str(n): {**r, "steps": [strict(row) for row in r["steps"]]} for n, r in results.items()},
+                         indent=1, allow_nan=False))  # a step without held-out graphs has no probe R^2: null
     else:
         print(format_comparison(results))
     print(f"plot: {plot}", file=sys.stderr)
