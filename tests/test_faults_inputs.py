@@ -240,6 +240,13 @@ def test_fuzzed_edge_lists_give_a_trajectory_or_a_value_error(n, dtypes, length,
     np.testing.assert_array_equal(traj.inputs["A"], want)
 
 
+def test_a_duplicate_edge_is_refused_even_with_a_zero_weight():
+    # Found by the fuzz test above: the zero-weight copy used to be dropped first, so the duplicate went unnoticed
+    # and the first weight silently won.
+    with pytest.raises(ValueError, match="duplicate edges"):
+        GraphBatch.from_edges([(1, np.array([0, 0]), np.array([0, 0]), np.array([1, 0], np.int8))])
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The memory model: refused before anything is allocated
 

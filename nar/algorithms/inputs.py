@@ -140,15 +140,16 @@ class GraphBatch:
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
             raise ValueError(f"edge ({snd[k]}, {rcv[k]}) of graph {gid[k]} lies outside [0, {n_node[gid[k]]})")
-        keep = wts != 0
         offset = np.concatenate([[0], np.cumsum(n_node)[:-1]])
-        snd, rcv, wts, gid = snd[keep] + offset[gid[keep]], rcv[keep] + offset[gid[keep]], wts[keep], gid[keep]
+        snd, rcv = snd + offset[gid], rcv + offset[gid]
         key = snd * max(int(n_node.sum()), 1) + rcv  # global ids: sorting by key sorts by (graph, sender, receiver)
         if key.size > 1 and not (np.diff(key) > 0).all():
             order = np.argsort(key, kind="stable")
             snd, rcv, wts, gid, key = snd[order], rcv[order], wts[order], gid[order], key[order]
-            if (np.diff(key) == 0).any():
+            if (np.diff(key) == 0).any():  # a zero weight included: which of the two weights would be meant?
                 raise ValueError("duplicate edges (same sender and receiver) in an edge list")
+        keep = wts != 0
+        snd, rcv, wts, gid = snd[keep], rcv[keep], wts[keep], gid[keep]
         return GraphBatch(n_node, snd, rcv, wts, np.bincount(gid, minlength=n_node.size).astype(np.int64))
 
     @staticmethod
