@@ -110,7 +110,8 @@ def test_cka_is_one_up_to_rotation_and_scale_and_low_for_unrelated_states():
 
 
 def test_saved_compiled_run_through_the_cli(tmp_path, capsys):
-    run = save_compiled(tmp_path / "bf", "bellman_ford", message_graph="input")
+    run = tmp_path / "bf"
+    assert main(["compile", "bellman_ford", "--message-graph", "input", "--out", str(run)]) == 0
     assert main(["eval", str(run), "--sizes", "16,256", "--samples", "4", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)["results"]
     for n in ("16", "256"):
