@@ -65,7 +65,7 @@ def _native_stdout_to_stderr():
 def _resolved(args):
     """The config `nar train` and `nar config show` resolve: --config (a name or a file; without one the name
     --algorithm/--processor), then the flags, then --set."""
-    from nar.config import ModelConfig, load
+    from nar.config import ModelConfig, load, load_run_config
 
     flags = {"model": {}, "train": {}}
     for key, section, name in (("algorithm", "model", "algorithm"), ("processor", "model", "processor"),
@@ -77,9 +77,10 @@ def _resolved(args):
     if getattr(args, "resume", False) and source is None:  # continue with the run's own config; flags override
         from nar.train import CONFIG_FILE
 
-        source = Path(args.out) / CONFIG_FILE
-        if not source.is_file():
-            raise FileNotFoundError(f"cannot resume: {source} does not exist (no run in {args.out})")
+        saved = Path(args.out) / CONFIG_FILE
+        if not saved.is_file():
+            raise FileNotFoundError(f"cannot resume: {saved} does not exist (no run in {args.out})")
+        source = load_run_config(saved)
     if source is None:
         source = f"{args.algorithm or ModelConfig.algorithm}/{args.processor or ModelConfig.processor}"
     return load(source, args.set, **flags)
@@ -102,7 +103,7 @@ def _config_show(args) -> int:
 def _eval(args) -> int:
     import dataclasses
 
-    from nar.config import from_dict, load
+    from nar.config import from_dict, load_run_config
     from nar.distributed import is_main_process
     from nar.evaluate import evaluate_sizes, format_table
     from nar.model.memory import check_evaluation_fits, check_plan
@@ -114,7 +115,7 @@ def _eval(args) -> int:
         overrides["eval"]["closed_gate"] = args.gate == "closed"
     saved = Path(args.run) / CONFIG_FILE
     if saved.is_file():  # refuse what cannot fit before building the model or drawing a graph (else load_run says)
-        planned = from_dict(overrides, load(saved))
+        planned = from_dict(overrides, load_run_config(saved))
         if args.data:  # the stored graphs' sizes are known once read; `batches` checks them then
             check_plan(planned.model, False)
         else:

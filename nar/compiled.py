@@ -12,6 +12,10 @@ size. Bellman-Ford is exact while shortest distances stay below `DISTANCE_BOUND`
 up to float32: a candidate d_u + A_uv is summed in float32 (the executor sums in float64), so candidates closer
 than one float32 ulp may be ordered differently.
 
+Both programs keep a node's pointer by reading it from the edge p_i -> i, so they run with
+`pointer_encoding = "child"`. Under CLRS's encoding (the edge i -> p_i) no decoder sees a node's own pointer, and
+Bellman-Ford's "keep the old parent on a tie" would need the parent's position stored in the node state instead.
+
 DFS is not compiled yet: docs/compilation.md says what its program needs (a stored pointer position for the stack
 pop, and exact counters for time, d and f).
 """
@@ -53,7 +57,8 @@ def compile_model(algorithm: str, processor: str = "mpnn", message_graph: str | 
         raise ValueError(f"compilation needs an MPNN-family processor (mpnn, pgn, pgn_mask, gmpnn, triplet_mpnn, "
                          f"triplet_gmpnn), got {processor!r}")
     model_cfg = ModelConfig(algorithm=algorithm, processor=processor, hidden=HIDDEN, layer_norm=False,
-                            hint_repred="hard", message_graph=message_graph)
+                            hint_repred="hard", message_graph=message_graph,
+                            pointer_encoding="child")
     config = Config(model=model_cfg, train=TrainConfig(), eval=EvalConfig())
     model = Model(model_cfg, rngs=nnx.Rngs(0))
     params = jax.tree.map(lambda a: np.zeros(a.shape, np.float32), nnx.to_pure_dict(nnx.split(model)[1]))

@@ -28,6 +28,8 @@ SIZE_MIXES = ("per_batch", "per_sample")
 # Grokfast's slow-gradient filters (nar.grokfast) and where they go relative to gradient clipping.
 GROKFAST = ("none", "ema", "ma")
 GROKFAST_ORDERS = ("clip_first", "filter_first")
+# Causal regularisers of the processor's node states (nar.training.causal, docs/causal_reg.md).
+CAUSAL_REGS = ("none", "hint_relic")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +64,8 @@ RANGES = {
     "train.log_every": Range(1), "train.pad_lookahead": Range(0), "train.gate_penalty_weight": Range(0),
     "train.gate_penalty_warmup": Range(0), "train.grokfast_alpha": Range(0, 1), "train.grokfast_ema_lambda": Range(0),
     "train.grokfast_window": Range(1), "train.grokfast_ma_lambda": Range(0),
+    "train.causal_reg_weight": Range(0), "train.causal_reg_tau": Range(0, above=True),
+    "train.causal_reg_alpha": Range(0),
     "eval.sizes": Range(2), "eval.samples": Range(1), "eval.seed": SEED, "eval.degree": Range(0),
     "eval.max_edges_per_batch": Range(1), "eval.batch_size": Range(1),
 }
@@ -124,6 +128,13 @@ class TrainConfig:
     grokfast_ema_lambda: float = 2.0
     grokfast_window: int = 100
     grokfast_ma_lambda: float = 5.0
+    # Hint-ReLIC (Bevilacqua et al. 2023): a contrastive loss tying each node's state after step t to its state in
+    # an augmented input whose hints up to t + 1 are certified equal (docs/causal_reg.md). The paper's weight,
+    # temperature and KL weight are not public: these defaults are ours (ReLIC-like tau and alpha, weight 0.1).
+    causal_reg: str = "none"
+    causal_reg_weight: float = 0.1
+    causal_reg_tau: float = 0.1
+    causal_reg_alpha: float = 1.0
 
     def __post_init__(self):
         check_ranges("train", self)
@@ -135,6 +146,8 @@ class TrainConfig:
             raise ValueError(f"train.grokfast must be one of {GROKFAST}, got {self.grokfast!r}")
         if self.grokfast_order not in GROKFAST_ORDERS:
             raise ValueError(f"train.grokfast_order must be one of {GROKFAST_ORDERS}, got {self.grokfast_order!r}")
+        if self.causal_reg not in CAUSAL_REGS:
+            raise ValueError(f"train.causal_reg must be one of {CAUSAL_REGS}, got {self.causal_reg!r}")
 
     def penalty_weight(self, step: int) -> float:
         """The gate penalty's weight at `step` (0 without a penalty)."""
@@ -288,6 +301,16 @@ def read_toml(path, what: str = "config file") -> dict:
         raise ValueError(f"{what} {path} is not valid TOML: {e}") from None
 
 
+def load_run_config(path) -> Config:
+    """The config a run folder's config.toml holds. A run saved before `model.pointer_encoding` existed encoded its
+    pointers on the child's edge, so its missing key reads as "child", not today's default: its parameters mean
+    that encoding."""
+    data = read_toml(path, "run config")
+    if isinstance(data.get("model"), dict) and "pointer_encoding" not in data["model"]:
+        data["model"]["pointer_encoding"] = "child"
+    return from_dict(data)
+
+
 # The configs shipped with the package (package data, so an installed nar finds them from any directory).
 CONFIG_DATA = resources.files("nar") / "configs"
 
@@ -334,11 +357,13 @@ def named(name: str) -> Config:
     return compose(algorithm, processor or ModelConfig.processor)
 
 
-def load(source: str | Path | None = None, overrides: list[str] | None = None, **sections) -> Config:
-    """A config from a TOML file or a name (`named`; optional), then `sections` (dicts), then `--set` overrides, in
-    that order."""
+def load(source: str | Path | Config | None = None, overrides: list[str] | None = None, **sections) -> Config:
+    """A config from a TOML file, a name (`named`) or a `Config` (optional), then `sections` (dicts), then `--set`
+    overrides, in that order."""
     if source is None:
         config = Config()
+    elif isinstance(source, Config):
+        config = source
     else:
         config = named(source) if is_name(source) else from_dict(read_toml(source))
     for extra in (sections, parse_set(overrides or [])):

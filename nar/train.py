@@ -31,7 +31,7 @@ import optax
 from flax import nnx
 
 from nar.checkpoint import Checkpointer, nonfinite, write_atomic
-from nar.config import Config, load
+from nar.config import Config, load_run_config
 from nar.data.batch import GrowingPad, PadSizes
 from nar.distributed import barrier, data_mesh, is_main_process, local_groups, replicate, shard_groups
 from nar.evaluate import Evaluator
@@ -41,7 +41,9 @@ from nar.model.fsa import FSAModel
 from nar.model.losses import training_loss
 from nar.model.memory import check_training_fits
 from nar.model.net import Model
+from nar.model.relic import HintRelic
 from nar.timing import TIMING_FILE, Clock
+from nar.training.causal import causal_groups, check_causal
 from nar.training.data import (
     Prefetch,
     initial_pad,
@@ -107,6 +109,7 @@ class Trainer:
         check_training_fits(config)  # before any file, data or parameter: refuse what cannot fit
         self.config, self.out = config, Path(out_dir)
         self.mesh = data_mesh() if mesh is None else mesh
+        check_causal(config, self.mesh.size)
         self.main = is_main_process()
         self.progress = progress and self.main
         check_run_dir(config, self.out, resume)
@@ -138,7 +141,8 @@ class Trainer:
 
         def loss_fn(p):
             m = nnx.merge(self.graphdef, p)
-            loss, parts, stats = training_loss(m, batch, key, self.config.train.gate_penalty, penalty_weight)
+            loss, parts, stats = training_loss(m, batch, key, self.config.train.gate_penalty, penalty_weight,
+                                               HintRelic.of(self.config.train))
             return loss, (parts, stats)
 
         (loss, (parts, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -187,7 +191,8 @@ class Trainer:
         pads = [GrowingPad(PadSizes(*map(int, row)) if row[0] else first) for row, first in zip(saved, start_pads)]
         shapes = [tuple(map(int, row)) for row in saved]  # per pad group, the shape of its latest trained batch
         mine = local_groups(mesh)
-        build = lambda s: train_groups(self.config, s, groups, pads[pad_group(self.config, s)], mine)  # noqa: E731
+        groups_of = train_groups if cfg.causal_reg == "none" else causal_groups  # Hint-ReLIC: with augmented twins
+        build = lambda s: groups_of(self.config, s, groups, pads[pad_group(self.config, s)], mine)  # noqa: E731
         prefetch = Prefetch(build, start, cfg.steps) if start < cfg.steps else None
         try:
             with open(metrics_path, "a") as log, deferred_signals() as received:
@@ -289,7 +294,7 @@ def load_run(out_dir: str | Path, which: str = "best_params"):
     out = Path(out_dir)
     if not (out / CONFIG_FILE).is_file():
         raise FileNotFoundError(f"{out} is not a run directory: {out / CONFIG_FILE} is missing")
-    config = load(out / CONFIG_FILE)
+    config = load_run_config(out / CONFIG_FILE)
     model = build_model(config)
     params = nnx.to_pure_dict(nnx.split(model)[1])
     ckpt = Checkpointer(out / CHECKPOINTS)

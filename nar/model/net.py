@@ -32,6 +32,11 @@ from nar.specs import SPECS, Location, Stage, Type
 
 HINT_MODES = ("encoded_decoded", "decoded_only", "none")
 HINT_REPRED = ("soft", "hard", "hard_on_eval")
+# Which edge carries the encoding of a node pointer i -> p_i. "clrs": the edge i -> p_i (sender i, receiver p_i), as
+# dm-clrs's encoder writes it (`edge_fts[b, i, p_i]`): the parent hears "i points to me" and no node sees its own
+# pointer. "child": the edge p_i -> i, so node i hears its own pointer; the compiled programs (`nar.compiled`) read
+# their own parent from it, and runs written before this option existed used it.
+POINTER_ENCODINGS = ("clrs", "child")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +65,7 @@ class ModelConfig:
     base_processor: str = "mpnn"  # the processor ForgetNet / G-ForgetNet wrap
     fsa_states: int = 0  # GraphFSA: states per node (0: the classes of the tracked hint)
     fsa_bound: int = 1  # GraphFSA: neighbour counts are capped at this bound k
+    pointer_encoding: str = "clrs"  # the edge a node pointer's encoding is added to (POINTER_ENCODINGS)
 
     def __post_init__(self):
         if self.algorithm not in SPECS:
@@ -87,6 +93,8 @@ class ModelConfig:
                   (isinstance(self.tropical_bias, bool) and isinstance(self.tropical_skip, bool),
                    f"tropical_bias and tropical_skip must be true or false, got {self.tropical_bias!r} and "
                    f"{self.tropical_skip!r}"),
+                  (self.pointer_encoding in POINTER_ENCODINGS, f"pointer_encoding must be one of "
+                                                               f"{POINTER_ENCODINGS}, got {self.pointer_encoding!r}"),
                   (self.message_graph in (None, "complete", "input"),
                    f"message_graph must be 'complete' or 'input', got {self.message_graph!r}")]
         for ok, msg in checks:
@@ -124,17 +132,20 @@ def graph_of(batch: Batch) -> Graph:
 
 
 def reverse_edges(graph: Graph):
-    """[E] index of each edge's reverse (r -> s for the edge s -> r) on complete message graphs, whose sample g lays
-    out its n_g^2 edges receiver-major after the earlier samples' (`nar.data.batch.message_graph_edges`). Padding
-    edges (self-loops of a padding node) are their own reverse."""
-    n_G = jnp.asarray(graph.n_node)
-    node_off_G = jnp.cumsum(n_G) - n_G
-    edge_off_G = jnp.cumsum(n_G * n_G) - n_G * n_G
-    g_E = jnp.asarray(graph.edge_graph)
-    s_E = graph.senders - node_off_G[g_E]
-    r_E = graph.receivers - node_off_G[g_E]
-    rev_E = edge_off_G[g_E] + s_E * n_G[g_E] + r_E
-    return jnp.where(g_E == graph.num_graphs - 1, jnp.arange(graph.num_edges), rev_E)
+    """[E] index of each edge's reverse (r -> s for the edge s -> r) on a symmetric processing graph whose edges
+    are sorted by receiver, then sender (both message graphs, `nar.data.batch.message_graph_edges`): a binary
+    search for sender r within the run of edges that s receives. Self-loops, padding edges included, are their
+    own reverse."""
+    E, N = graph.num_edges, graph.num_nodes
+    in_deg_N = jnp.zeros(N, jnp.int32).at[graph.receivers].add(1)
+    start_N = jnp.cumsum(in_deg_N) - in_deg_N
+    lo_E = start_N[graph.senders]  # the reverse of s -> r lies among the edges received by s ...
+    hi_E = lo_E + in_deg_N[graph.senders]
+    for _ in range(max(E, 1).bit_length()):  # ... at the first position whose sender is >= r
+        mid_E = (lo_E + hi_E) // 2
+        right_E = (lo_E < hi_E) & (graph.senders[jnp.minimum(mid_E, E - 1)] < graph.receivers)
+        lo_E, hi_E = jnp.where(right_E, mid_E + 1, lo_E), jnp.where(right_E | (lo_E >= hi_E), hi_E, mid_E)
+    return jnp.where(graph.senders == graph.receivers, jnp.arange(E), jnp.minimum(lo_E, E - 1))
 
 
 def adjacency(feats, probes, graph: Graph, reverse_E, base_E=None):
@@ -176,6 +187,8 @@ class Model(nnx.Module):
         self.output_decoder = Decoder(self.output_probes, H, edge_in, rngs=rngs)
         self.hint_decoder = Decoder(self.hint_probes, H, edge_in, rngs=rngs) if decode_hints else None
         self.encode_hints = encode_hints
+        self.encoder_reverses = (config.pointer_encoding == "clrs"
+                                 and any(t in POINTERS for _, t, _ in enc_probes.values()))
         # PGN: messages masked to CLRS's adjacency at every step. On the input message graph every edge is already
         # in it (the symmetric input graph plus self-loops holds every pointer), so there is nothing to mask.
         self.adjacency = core.adjacency and config.graph_kind == "complete"
@@ -197,15 +210,15 @@ class Model(nnx.Module):
         tf = cfg.teacher_forcing if train else 0.0
         key = jax.random.key(0) if key is None else key
         k_steps, k_noise = jax.random.split(key)
+        reverse_E = reverse_edges(graph) if self.adjacency or self.encoder_reverses else None
         if self.adjacency:
-            reverse_E = reverse_edges(graph)
             adj_in_E = adjacency(feats_in, self.input_probes, graph, reverse_E)
 
         def step(carry, xs):
             hidden, hint_feats, outs = carry
             t, truth_next, k = xs
             feats = {**feats_in, **(hint_feats if self.encode_hints else {})}
-            node_fts, edge_fts, graph_fts = self.encoder(feats, graph, H)
+            node_fts, edge_fts, graph_fts = self.encoder(feats, graph, H, reverse_E if self.encoder_reverses else None)
             history, stats = self.processor.history(node_fts, hidden, closed=closed_gate)
             proc_graph = graph
             if self.adjacency:  # encoded hints' pointers (the model's own, soft, after step 0) join the inputs' edges

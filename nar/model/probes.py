@@ -64,11 +64,15 @@ class Encoder(nnx.Module):
             layers[name] = nnx.Linear(classes if type_ == Type.CATEGORICAL else 1, hidden, rngs=rngs, **init)
         self.layers = nnx.Dict(layers)
 
-    def __call__(self, feats: dict, graph: Graph, hidden: int):
+    def __call__(self, feats: dict, graph: Graph, hidden: int, reverse_E=None):
+        """`reverse_E` (`nar.model.net.reverse_edges`): move each node pointer's encoding from the edge p_i -> i,
+        where its feature form sits, to the edge i -> p_i (`ModelConfig.pointer_encoding = "clrs"`)."""
         out = {Location.NODE: jnp.zeros((graph.num_nodes, hidden)), Location.EDGE: jnp.zeros((graph.num_edges, hidden)),
                Location.GRAPH: jnp.zeros((graph.num_graphs, hidden))}
         for name, (location, type_, _) in self.probes.items():
             x = feats[name]
+            if type_ in POINTERS and reverse_E is not None:
+                x = x[reverse_E]
             x = x if type_ == Type.CATEGORICAL else x[..., None]
             where = _target(location, type_)
             out[where] = out[where] + self.layers[name](x)

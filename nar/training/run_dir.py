@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 from nar.checkpoint import write_atomic
-from nar.config import Config, load
+from nar.config import Config, load_run_config
 
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.jsonl"
@@ -33,7 +33,7 @@ def check_run_dir(config: Config, out: Path, resume: bool) -> None:
     if resume:
         if not config_path.is_file():
             raise FileNotFoundError(f"cannot resume: {config_path} does not exist (no run in {out})")
-        saved = load(config_path).to_dict()
+        saved = load_run_config(config_path).to_dict()
         changed = [k for k in config_diff(saved, config.to_dict()) if k not in RESUMABLE_CHANGES]
         if changed:
             raise ValueError(f"cannot resume {out}: the config differs from the saved run in {', '.join(changed)}")
