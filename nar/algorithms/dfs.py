@@ -1,8 +1,11 @@
-"""Depth-first search (Moore, 1959): CLRS's iterative colouring DFS with an explicit stack, sample by sample.
+"""Depth-first search (Moore, 1959): CLRS's iterative colouring DFS with an explicit stack, a batch in lockstep.
 
 The stack is a linked list (`s_prev` pointers, top `s_last`); roots are tried in index order; from the node u on
 top of the stack, the lowest-index white neighbour (A[u, v] != 0) is pushed next; `time` grows by 0.01 per discovery
 and per finish. A hint is pushed once per root, per discovery, per tree edge and per finish, so T = 3n exactly.
+
+Every sample does exactly one of those four events between two hints, so the batch runs in lockstep: step t
+applies the t-th event of every sample at once (vectorised over the batch), then records one snapshot.
 """
 
 from __future__ import annotations
@@ -10,85 +13,73 @@ from __future__ import annotations
 import numpy as np
 
 from nar.algorithms.inputs import GraphBatch
-from nar.algorithms.probing import Tape, graph_trajectories
+from nar.algorithms.probing import graph_trajectories, trim_lockstep
 from nar.trajectory import TrajectoryBatch
 
 WHITE, GREY, BLACK = 0, 1, 2
-
-
-def _dfs(n: int, nbrs: list[list[int]], tape: Tape) -> list[int]:
-    color, d, pi, s_prev = [WHITE] * n, [0.0] * n, list(range(n)), list(range(n))
-    tape.begin(n, pi_h=pi, color=color, d=d, f=d, s_prev=s_prev)
-    # Whites only ever turn grey, so the lowest white neighbour of u never lies before the last one found.
-    scan = [0] * n
-    time = 0.0
-    push = tape.push
-    d_log, color_log, f_log, pi_log, s_prev_log = (tape.log(k) for k in ("d", "color", "f", "pi_h", "s_prev"))
-    for s in range(n):
-        if color[s] != WHITE:
-            continue
-        s_last = u = v = s
-        push(s, u, v, s_last, time)
-        while True:
-            if color[u] == WHITE or d[u] == 0.0:  # discover u
-                time += 0.01
-                d[u], color[u] = time, GREY
-                d_log.extend((tape.step, u, time))
-                color_log.extend((tape.step, u, GREY))
-                push(s, u, v, s_last, time)
-            row, k = nbrs[u], scan[u]
-            end = len(row)
-            while k < end and color[row[k]] != WHITE:
-                k += 1
-            scan[u] = k
-            if k < end:  # tree edge u -> v: v goes on the stack
-                v = row[k]
-                pi[v], color[v], s_prev[v], s_last = u, GREY, s_last, v
-                pi_log.extend((tape.step, v, u))
-                color_log.extend((tape.step, v, GREY))
-                s_prev_log.extend((tape.step, v, s_prev[v]))
-                push(s, u, v, s_last, time)
-            else:
-                v = n - 1  # CLRS's neighbour loop ran to its end
-            if s_last == u:  # finish u and pop it
-                time += 0.01
-                color[u] = BLACK
-                color_log.extend((tape.step, u, BLACK))
-                f_log.extend((tape.step, u, time))
-                push(s, u, v, s_last, time)
-                if s_prev[u] == u:
-                    break
-                below = s_prev[s_last]
-                s_prev[s_last] = s_last
-                s_prev_log.extend((tape.step, s_last, s_last))
-                s_last = below
-            u = s_last
-    tape.end()
-    return pi
+ROOT, VISIT, DONE = 0, 1, 2  # what a sample does next: pick a root; discover u or leave it; nothing (finished)
 
 
 def dfs(graphs: GraphBatch) -> TrajectoryBatch:
     """CLRS's DFS (every node as a root in index order) on every graph of the batch."""
-    tape = Tape("s", "u", "v", "s_last", "time")
-    pis = []
-    bounds = np.concatenate([[0], np.cumsum(graphs.n_edge)])
-    for g, (n, offset) in enumerate(zip(graphs.n_node.tolist(), graphs.node_offset.tolist())):
-        edges = slice(bounds[g], bounds[g + 1])
-        # Out-neighbours of each node in index order (edges arrive sorted by (sender, receiver)).
-        ptr = np.searchsorted(graphs.senders[edges], np.arange(offset, offset + n + 1)).tolist()
-        rcv = (graphs.receivers[edges] - offset).tolist()
-        nbrs = [rcv[a:b] for a, b in zip(ptr[:-1], ptr[1:])]
-        pis.append(_dfs(n, nbrs, tape))
-    return graph_trajectories("dfs", graphs, tape.n_step, {
-        "pi": np.concatenate(pis).astype(np.int32),
-        "pi_h": tape.node_array("pi_h", np.int32),
-        "color": tape.node_array("color", np.int8),
-        "d": tape.node_array("d", np.float32),
-        "f": tape.node_array("f", np.float32),
-        "s_prev": tape.node_array("s_prev", np.int32),
-        "s": tape.rows("s", np.int32),
-        "u": tape.rows("u", np.int32),
-        "v": tape.rows("v", np.int32),
-        "s_last": tape.rows("s_last", np.int32),
-        "time": tape.rows("time", np.float32),
+    n = graphs.n_node.astype(np.int64)
+    num, width = n.size, int(n.max())
+    steps = 3 * width
+    offset = graphs.node_offset
+    gid = np.repeat(np.arange(num), graphs.n_edge)
+    adj = np.zeros((num, width, width), bool)
+    adj[gid, graphs.senders - offset[gid], graphs.receivers - offset[gid]] = True
+    real = np.arange(width) < n[:, None]
+
+    color = np.zeros((num, width), np.int8)
+    d, f = np.zeros((num, width)), np.zeros((num, width))
+    pi, s_prev = np.tile(np.arange(width), (num, 1)), np.tile(np.arange(width), (num, 1))
+    s, u, v, s_last = (np.zeros(num, np.int64) for _ in range(4))
+    time = np.zeros(num)
+    phase = np.full(num, ROOT)
+    nodes = {"pi_h": (pi, np.int32), "color": (color, np.int8), "d": (d, np.float32), "f": (f, np.float32),
+             "s_prev": (s_prev, np.int32)}
+    scalars = {"s": (s, np.int32), "u": (u, np.int32), "v": (v, np.int32), "s_last": (s_last, np.int32),
+               "time": (time, np.float32)}
+    hints = {k: np.empty((num, steps, width), dt) for k, (_, dt) in nodes.items()}
+    rows = {k: np.empty((num, steps), dt) for k, (_, dt) in scalars.items()}
+    batch = np.arange(num)
+    for t in range(steps):
+        root = batch[phase == ROOT]  # a new root: the lowest-index white node (every earlier one is finished)
+        s[root] = u[root] = v[root] = s_last[root] = ((color[root] == WHITE) & real[root]).argmax(1)
+        visit = batch[phase == VISIT]
+        fresh = d[visit, u[visit]] == 0.0
+        new = visit[fresh]  # discover u
+        time[new] += 0.01
+        d[new, u[new]], color[new, u[new]] = time[new], GREY
+        old = visit[~fresh]  # u was discovered: push its lowest-index white neighbour, or finish u
+        white = adj[old, u[old]] & (color[old] == WHITE)
+        found = white.any(1)
+        tree, fin = old[found], old[~found]
+        w = white[found].argmax(1)
+        v[tree] = w
+        pi[tree, w], color[tree, w], s_prev[tree, w] = u[tree], GREY, s_last[tree]
+        s_last[tree] = w
+        v[fin] = n[fin] - 1  # CLRS's neighbour loop ran to its end
+        time[fin] += 0.01
+        color[fin, u[fin]] = BLACK
+        f[fin, u[fin]] = time[fin]
+        for k, (value, _) in nodes.items():
+            hints[k][:, t] = value
+        for k, (value, _) in scalars.items():
+            rows[k][:, t] = value
+        # After the hint: the new top of the stack is visited next; a finished u is popped, or ends its tree.
+        phase[root] = VISIT
+        u[tree] = w
+        last = s_prev[fin, u[fin]] == u[fin]
+        pop, ended = fin[~last], fin[last]
+        below = s_prev[pop, s_last[pop]]
+        s_prev[pop, s_last[pop]] = s_last[pop]
+        s_last[pop] = u[pop] = below
+        phase[ended] = np.where(((color[ended] == WHITE) & real[ended]).any(1), ROOT, DONE)
+    n_step = 3 * n
+    return graph_trajectories("dfs", graphs, n_step, {
+        "pi": pi[real].astype(np.int32),
+        **{k: trim_lockstep(h, n, n_step) for k, h in hints.items()},
+        **{k: trim_lockstep(r, None, n_step) for k, r in rows.items()},
     })

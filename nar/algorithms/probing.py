@@ -60,6 +60,16 @@ def flatten_node_hints(rounds: np.ndarray, n_node: np.ndarray, n_step: np.ndarra
     return rounds[k // n, node_off[seg] + k % n]
 
 
+def trim_lockstep(grid: np.ndarray, n_node: np.ndarray | None, n_step: np.ndarray) -> np.ndarray:
+    """Padded lockstep recordings -> `TrajectoryBatch`'s flat layout: per node [B, T, N] (give `n_node`) to
+    [sum T_i n_i], or per step [B, T] (`n_node` None) to [sum T_i], keeping sample i's first T_i steps and n_i nodes
+    (samples of a lockstep batch may differ in size and length; the padding holds whatever the loop left there)."""
+    steps = np.arange(grid.shape[1]) < np.asarray(n_step)[:, None]
+    if n_node is None or (np.asarray(n_node) == grid.shape[2]).all():
+        return grid.reshape(-1) if steps.all() else grid[steps].reshape(-1)
+    return grid[steps[:, :, None] & (np.arange(grid.shape[2]) < np.asarray(n_node)[:, None, None])]
+
+
 class Tape:
     """Event log of a batch of sequential executions (samples may differ in size).
 
