@@ -14,7 +14,8 @@ import optax
 
 from nar.data.batch import Batch
 from nar.distributed import unstacked
-from nar.model.net import Predictions, graph_of
+from nar.model.net import Model, Predictions, graph_of
+from nar.model.relic import CausalPair, HintRelic, hint_relic_loss
 from nar.model.segment import segment_log_softmax
 from nar.processors.base import Graph
 from nar.specs import Type
@@ -89,8 +90,13 @@ def live_node_steps(batch: Batch):
     return jnp.sum(jnp.maximum(batch.lengths[batch.node_graph] - 1, 0)).astype(jnp.float32)
 
 
-def training_loss(model, batch: Batch, key, gate_penalty: str = "none", weight=0.0):
+def training_loss(model, batch: Batch | CausalPair, key, gate_penalty: str = "none", weight=0.0,
+                  causal: HintRelic | None = None):
     """(loss, parts, stats) of a training step: `total_loss` plus, for G-ForgetNet, `weight` times the gate penalty.
+
+    With `causal` (Hint-ReLIC), `batch` is a `CausalPair` (one group: `nar.training.causal`): the augmented twin
+    runs too, with the same key, and `causal.weight` times `nar.model.relic.hint_relic_loss` of the two runs' node
+    states is added; stats gain 'hint_relic' and 'certified_anchors' (the (step, node) pairs it averaged).
 
     "magnitude": the mean gate over real nodes, steps and channels (penalty A); "closed_loss": the total loss of
     the same parameters run with the gate shut (penalty B), which trains the pure Markov path used by
@@ -100,6 +106,10 @@ def training_loss(model, batch: Batch, key, gate_penalty: str = "none", weight=0
     and statistic is then pooled over the graphs of all groups, as if they were one batch, and group g draws its
     randomness from fold_in(key, g). A single group is exactly the plain batch.
     """
+    if isinstance(batch, CausalPair) != (causal is not None):
+        raise ValueError("training_loss takes a CausalPair exactly when a causal regulariser is given")
+    if causal is not None:
+        return _causal_training_loss(model, batch, key, gate_penalty, weight, causal)
     plain = unstacked(batch)
     if plain is None:
         return _grouped_training_loss(model, batch, key, gate_penalty, weight)
@@ -109,6 +119,24 @@ def training_loss(model, batch: Batch, key, gate_penalty: str = "none", weight=0
     loss, parts = model.loss(preds, batch) if hasattr(model, "loss") else total_loss(model, preds, batch)
     closed = lambda: total_loss(model, model(batch, key, train=True, closed_gate=True), batch)[0]  # noqa: E731
     return _with_penalty(loss, parts, dict(preds.stats), gate_penalty, weight, closed)
+
+
+def _causal_training_loss(model, pair: CausalPair, key, gate_penalty: str, weight, causal: HintRelic):
+    """`training_loss` plus Hint-ReLIC on one group (a single-group stack is unstacked)."""
+    if pair.certified.ndim == 2:
+        if pair.certified.shape[0] != 1:
+            raise ValueError(f"Hint-ReLIC trains on one data group, got {pair.certified.shape[0]}")
+        pair = jax.tree.map(lambda x: x[0], pair)
+    if not isinstance(model, Model):
+        raise ValueError(f"Hint-ReLIC needs an encode-process-decode Model, got {type(model).__name__}")
+    batch = pair.batch
+    preds = model(batch, key, train=True, trace=True)
+    twin = model(pair.augmented, key, train=True, trace=True)
+    loss, parts = total_loss(model, preds, batch)
+    reg, anchors = hint_relic_loss(preds.hidden, twin.hidden, pair.nodes, pair.certified, causal.tau, causal.alpha)
+    closed = lambda: total_loss(model, model(batch, key, train=True, closed_gate=True), batch)[0]  # noqa: E731
+    stats = {**preds.stats, "hint_relic": reg, "certified_anchors": anchors.astype(jnp.float32)}
+    return _with_penalty(loss + causal.weight * reg, parts, stats, gate_penalty, weight, closed)
 
 
 def _grouped_training_loss(model, batch_D, key, gate_penalty: str, weight):
