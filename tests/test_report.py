@@ -71,7 +71,7 @@ def size_result(algorithm: str, seed: int, n: int, score, exact: float | None = 
 
 
 def write_cell(results: Path, suite: str, algorithm: str, processor: str, seed: int, sizes: dict,
-               gate: bool = False, exact: dict | None = None) -> Path:
+               gate: bool = False, exact: dict | None = None, pointer_encoding: str | None = "clrs") -> Path:
     """One accuracy result file as `run_cell` writes it (only the keys the report reads, plus realistic ones)."""
     steps = STEPS[suite]
     curve = {"loss": [[0, 3.2], [steps // 2, 0.8], [steps, 0.35 + 0.01 * seed]],
@@ -81,6 +81,7 @@ def write_cell(results: Path, suite: str, algorithm: str, processor: str, seed: 
     result = {
         "format": RESULT_FORMAT, "suite": suite, "algorithm": algorithm, "processor": processor, "seed": seed,
         "sizes": list(sizes), "families": {str(n): "er" for n in sizes},
+        "config": {"model": {} if pointer_encoding is None else {"pointer_encoding": pointer_encoding}},
         "scores": {str(n): size_result(algorithm, seed, n, s, (exact or {}).get(n)) for n, s in sizes.items()},
         "training": {"steps": steps, "best_step": steps, "best_val_score": 0.9, "resumed_from": None,
                      "compiles": 2, "curve": curve},
@@ -663,3 +664,25 @@ def test_same_work_table_gives_ratios_only_for_the_same_work():
                     "only; dm-clrs has no sparse path) predicts bfs at n = 256 (sparse_er) at 40.0 graphs/s, against "
                     "dm-clrs's dense PGN at 2.0 graphs/s on the same graphs, 20.0x its rate."]
     assert report.same_work_table([row("mpnn", 64, 3.0, 30.0)]) == ""  # no dm-clrs figures, no table
+
+
+def test_cells_with_child_edge_pointers_are_marked_and_never_pooled(tmp_path):
+    """A cell saved without `model.pointer_encoding` (trained before the option: pointers on the child's edge) is
+    its own row, marked and explained; the published figure appears once, beside both; GraphFSA (no encoder) is
+    not marked."""
+    sizes = {16: 0.9, 64: 0.8}
+    write_cell(tmp_path, "quick", "bfs", "mpnn", 0, sizes)
+    write_cell(tmp_path, "quick", "bfs", "mpnn", 1, {16: 0.5, 64: 0.4}, pointer_encoding=None)
+    write_cell(tmp_path, "quick", "bfs", "graphfsa", 0, sizes, pointer_encoding=None)
+    cells = report.load_cells(tmp_path)
+    assert sorted(c["processor"] for c in cells) == ["graphfsa", "mpnn", "mpnn ‡"]
+    agg = report.aggregate(cells)["quick"]
+    assert agg[("bfs", "mpnn")]["sizes"][64] == (80.0, None)
+    assert agg[("bfs", "mpnn ‡")]["sizes"][64] == (40.0, None)
+    rows = table(report.score_table(agg), SCORE_HEAD)
+    assert [(r["processor"], r["source"]) for r in rows] == [
+        ("graphfsa (pi: fixed rule, not learned)", "ours"), ("mpnn", "ours"), ("mpnn ‡", "ours"),
+        ("mpnn", "published: Ibarz et al. 2022, Table 2")]
+    legend = report.table_legend(agg)
+    assert "‡: trained with each node pointer i -> p_i encoded on the edge p_i -> i" in legend
+    assert "‡" not in report.table_legend(report.aggregate(cells[:2])["quick"])

@@ -44,12 +44,32 @@ def load_cells(results: str | Path) -> list[dict]:
 RENAMED = {("pgn", "2026-12-06"): "pgn_mask"}
 
 
+# Cells trained with node pointers encoded on the edge p_i -> i (`model.pointer_encoding = "child"`, which every run
+# used before the option existed; CLRS encodes them on i -> p_i) are reported under the processor's name plus this
+# mark, so they are never pooled with CLRS-encoded cells of the same suite.
+CHILD_POINTERS = " ‡"
+
+
 def shown_processor(result: dict) -> str:
-    """The processor a result is reported under: its own name, or today's name for what it computed (`RENAMED`)."""
+    """The processor a result is reported under: its own name, or today's name for what it computed (`RENAMED`),
+    marked `CHILD_POINTERS` when its pointers were encoded on the child's edge."""
+    from nar.processors import PROCESSORS
+
+    name = result["processor"]
     for (old, date), new in RENAMED.items():
-        if result.get("processor") == old and result.get("date", "") < date:
-            return new
-    return result["processor"]
+        if name == old and result.get("date", "") < date:
+            name = new
+    model = (result.get("config") or {}).get("model") or {}
+    entry = PROCESSORS.get(result["processor"])
+    encoder = entry is None or not (entry.automaton or entry.discrete)  # GraphFSA and dnar have no encoder
+    if encoder and model.get("pointer_encoding", "child") == "child":
+        name += CHILD_POINTERS
+    return name
+
+
+def base_processor(shown: str) -> str:
+    """The processor's registry name from its reported name (without `CHILD_POINTERS`)."""
+    return shown.removesuffix(CHILD_POINTERS)
 
 
 def load_machine(results: str | Path) -> dict | None:

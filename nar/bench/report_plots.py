@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from nar.bench.report_data import base_processor
 from nar.bench.report_tables import PUBLISHED
 from nar.bench.suite import ALL_ALGORITHMS
 
@@ -96,8 +97,8 @@ def plot_sizes(agg: dict, suite: str, path: Path) -> Path:
                 ax.errorbar(ne, [exact[n][0] for n in ne], yerr=[exact[n][1] or 0.0 for n in ne], marker="s",
                             ms=4, mfc="none", lw=1.2, linestyle="--", capsize=2, color=colours[p],
                             label="graph-level exact match, dashed")
-            if (a, p) in PUBLISHED:
-                ax.plot([64], [PUBLISHED[(a, p)][0]], marker="*", ms=11, mfc="none", color=colours[p],
+            if (a, base_processor(p)) in PUBLISHED:
+                ax.plot([64], [PUBLISHED[(a, base_processor(p))][0]], marker="*", ms=11, mfc="none", color=colours[p],
                         linestyle="none", label="published (n=64), same colour")
         _size_axis(ax, sorted({n for (a, _), row in agg.items() if a == algorithm for n in row["sizes"]}))
         ax.set_title(algorithm)

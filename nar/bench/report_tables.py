@@ -9,6 +9,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from nar.bench.report_data import CHILD_POINTERS, base_processor
 from nar.bench.suite import ALL_ALGORITHMS
 
 SIZES = (16, 64, 256, 1024)  # the table's columns; other sizes appear in the plots only
@@ -102,7 +103,7 @@ def score_table(agg: dict) -> str:
             lines.append(f"| {algorithm} | {label} | ours | {len(row['seeds'])} | {steps} | "
                          + " | ".join(f"{_fmt(row['sizes'].get(n))} | {_fmt_exact(row, n)}" for n in SIZES)
                          + " |")
-        for p in processors:
+        for p in sorted({base_processor(p) for p in processors}):
             if (algorithm, p) in PUBLISHED:
                 mean, se, source = PUBLISHED[(algorithm, p)]
                 # a score at n = 64 only; no paper publishes an exact match: its columns stay blank
@@ -114,7 +115,7 @@ def score_table(agg: dict) -> str:
 
 def table_legend(agg: dict) -> str:
     """What the score table's signs mean, and where each published figure comes from."""
-    shown = sorted({PUBLISHED[k][2] for k in agg if k in PUBLISHED})
+    shown = sorted({PUBLISHED[a, base_processor(p)][2] for a, p in agg if (a, base_processor(p)) in PUBLISHED})
     lines = ["Scores: CLRS's micro-F1 over the test graphs' nodes, in %, at the best-validation parameters. "
              "`n=… exact`: graph-level exact match, the % of test graphs whose every output is entirely right "
              f"({NO_EXACT}: a result file from before it was measured). Ours: mean ± standard error of the mean over "
@@ -127,6 +128,10 @@ def table_legend(agg: dict) -> str:
             "Algorithmic Learner\", Table 2 (MPNN and PGN are the CLRS-30 baselines of Veličković et al. 2022)."
             + (" †: the figure as recalled in our reference notes, confirmed by the paper's Table 1 category "
                "averages, not read off Table 2 itself." if IBARZ_CHECKED in shown else ""))
+    if any(p.endswith(CHILD_POINTERS) for _, p in agg):
+        lines.append(f"{CHILD_POINTERS.strip()}: trained with each node pointer i -> p_i encoded on the edge p_i -> i "
+                     "(`model.pointer_encoding = \"child\"`, every run before the option existed); CLRS, and nar's "
+                     "default since, encodes it on the edge i -> p_i.")
     return " ".join(lines)
 
 
