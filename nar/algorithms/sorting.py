@@ -1,5 +1,7 @@
-"""The four sorts of CLRS: insertion and bubble sort (lockstep over a batch: their steps do not depend on the
-data), heapsort and quicksort (sample by sample on a `Tape`: their recursion does).
+"""The four sorts of CLRS. Insertion and bubble sort run a batch in lockstep (their steps do not depend on the
+data); so does heapsort, each sample keeping its own place in the algorithm (a mode) and samples that finish sooner
+waiting for the others. Quicksort runs sample by sample on a `Tape`: its partition loop is cheap in plain Python,
+and a lockstep version measured slower at n = 64, where `nar.data` hands executors batches of about 128 samples.
 
 Every sort tracks `order` (the node at each array position, CLRS's `A_pos`); the `pred_h` hint is the array as a
 predecessor list of that order. Comparisons are CLRS's: insertion `>`, bubble `<`, heapify `>`, partition `<=`.
@@ -9,13 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from nar.algorithms.probing import (
-    Tape,
-    heap_parents,
-    pred_from_order,
-    sort_trajectories,
-)
+from nar.algorithms.probing import Tape, heap_parents, pred_from_order, sort_trajectories, trim_lockstep
 from nar.trajectory import TrajectoryBatch
+
+# What a heapsort sample does next: heapify while building, swap out the maximum, heapify after it, nothing.
+_BUILD, _EXTRACT, _SIFT, _DONE = 0, 1, 2, 3
 
 
 def _time_major(rounds: list[np.ndarray]) -> np.ndarray:
@@ -71,6 +71,60 @@ def bubble_sort(keys: np.ndarray) -> TrajectoryBatch:
     })
 
 
+def heapsort(keys: np.ndarray) -> TrajectoryBatch:
+    """CLRS's heapsort of every row of keys [B, n], in lockstep over the batch.
+
+    Each hint is one `max_heapify` call (CLRS's tail recursion, one level per hint) or one extraction swap; a
+    sample's mode says which comes next. Every step swaps positions (x, y) of every sample at once: samples whose
+    heapify keeps its node, or that are done, swap a position with itself, which changes nothing.
+    """
+    num, n = keys.shape
+    a, order = keys.copy(), np.tile(np.arange(n), (num, 1))
+    rows = np.arange(num)
+    # i: the heapify position; ind: the outer loop's index (build: the heapified root; extract: the heap's end).
+    i, ind, size = np.full(num, n - 1), np.full(num, n - 1), np.full(num, n)
+    mode = np.full(num, _BUILD)
+    orders = [order.copy()]
+    hints = [np.full((6, num), n - 1)]  # i, j, largest, heap_size, size, phase
+    hints[0][4], hints[0][5] = n, 0
+    n_step = np.ones(num, np.int64)
+    while (mode != _DONE).any():
+        n_step += mode != _DONE
+        heapify, extract = (mode == _BUILD) | (mode == _SIFT), mode == _EXTRACT
+        left, right = np.minimum(2 * i + 1, n - 1), np.minimum(2 * i + 2, n - 1)
+        largest = np.where((2 * i + 1 < size) & (a[rows, left] > a[rows, i]), left, i)
+        largest = np.where((2 * i + 2 < size) & (a[rows, right] > a[rows, largest]), right, largest)
+        x = np.where(heapify, i, 0)
+        y = np.where(heapify, largest, np.where(extract, ind, 0))
+        a[rows, x], a[rows, y] = a[rows, y], a[rows, x]
+        order[rows, x], order[rows, y] = order[rows, y], order[rows, x]
+        orders.append(order.copy())
+        # CLRS marks node 0 (not the node at position 0) as `largest` after an extraction swap.
+        top = np.where(extract, 0, ind)
+        end = np.where(extract, ind, size)
+        hints.append(np.stack([order[rows, top], order[rows, np.where(extract, ind, i)],
+                               np.where(extract, 0, order[rows, largest]), order[rows, end - 1], end,
+                               np.where(extract, 1, np.where(mode == _SIFT, 2, 0))]))
+        # Next: a heapify that swapped goes down a level; one that kept its node returns to the outer loop.
+        returned = heapify & (largest == i)
+        ind = ind - returned
+        size = np.where(extract, ind, size)
+        i = np.where(extract, 0, np.where(returned, ind, largest))
+        mode = np.where(extract, _SIFT, np.where(returned & ((mode == _SIFT) | (ind < 0)), _EXTRACT, mode))
+        ind = np.where(ind < 0, n - 1, ind)  # the build loop ended: the extraction loop starts at the last position
+        mode = np.where((mode == _EXTRACT) & (ind < 1), _DONE, mode)
+    order_h = trim_lockstep(np.stack(orders, axis=1), None, n_step).reshape(-1, n)
+    hint_rows = np.stack(hints, axis=2)  # [6, B, T]
+    size_h = trim_lockstep(hint_rows[4], None, n_step)
+    return sort_trajectories("heapsort", keys, n_step, {
+        "pred": pred_from_order(order).reshape(-1).astype(np.int32),
+        "pred_h": pred_from_order(order_h).reshape(-1).astype(np.int32),
+        "parent": heap_parents(order_h, size_h).reshape(-1).astype(np.int32),
+        **{name: trim_lockstep(hint_rows[k], None, n_step).astype(np.int8 if name == "phase" else np.int32)
+           for k, name in enumerate(("i", "j", "largest", "heap_size", None, "phase")) if name},
+    })
+
+
 def _tracked_array(a: list[float], tape: Tape):
     """Start a sample on `tape`: returns its `order` (node at each position) and a `swap(x, y)` of positions that
     swaps keys and nodes and logs the two writes of `order`."""
@@ -84,52 +138,6 @@ def _tracked_array(a: list[float], tape: Tape):
         order_log.extend((tape.step, x, order[x], tape.step, y, order[y]))
 
     return order, swap
-
-
-def _heapsort(a: list[float], tape: Tape) -> list[int]:
-    n = len(a)
-    order, swap = _tracked_array(a, tape)
-    tape.push(n - 1, n - 1, n - 1, n - 1, n, 0)  # i, j, largest, heap_size, size, phase
-
-    def max_heapify(i: int, size: int, ind: int, phase: int) -> None:
-        while True:  # CLRS's tail recursion, one hint per call
-            left, right = 2 * i + 1, 2 * i + 2
-            largest = left if left < size and a[left] > a[i] else i
-            if right < size and a[right] > a[largest]:
-                largest = right
-            if largest != i:
-                swap(i, largest)
-            tape.push(order[ind], order[i], order[largest], order[size - 1], size, phase)
-            if largest == i:
-                return
-            i = largest
-
-    for i in range(n - 1, -1, -1):  # build the max-heap
-        max_heapify(i, n, i, 0)
-    for i in range(n - 1, 0, -1):  # move the maximum behind the shrinking heap
-        swap(0, i)
-        # CLRS marks node 0 (not the node at position 0) as `largest` here.
-        tape.push(order[0], order[i], 0, order[i - 1], i, 1)
-        max_heapify(0, i, i, 2)
-    tape.end()
-    return order
-
-
-def heapsort(keys: np.ndarray) -> TrajectoryBatch:
-    """CLRS's heapsort of every row of keys [B, n] (sample by sample, recorded on a `Tape`)."""
-    tape = Tape("i", "j", "largest", "heap_size", "size", "phase")
-    final = np.array([_heapsort(row, tape) for row in keys.tolist()])
-    order = tape.node_array("order", np.int32).reshape(-1, keys.shape[1])
-    return sort_trajectories("heapsort", keys, tape.n_step, {
-        "pred": pred_from_order(final).reshape(-1).astype(np.int32),
-        "pred_h": pred_from_order(order).reshape(-1),
-        "parent": heap_parents(order, tape.rows("size", np.int32)).reshape(-1),
-        "i": tape.rows("i", np.int32),
-        "j": tape.rows("j", np.int32),
-        "largest": tape.rows("largest", np.int32),
-        "heap_size": tape.rows("heap_size", np.int32),
-        "phase": tape.rows("phase", np.int8),
-    })
 
 
 def _quicksort(a: list[float], tape: Tape) -> list[int]:
