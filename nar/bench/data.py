@@ -58,12 +58,19 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="16,64,1024")
     parser.add_argument("--algorithms", default=",".join(GRAPH_ALGORITHMS + SORTING_ALGORITHMS))
     parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--one-process", action="store_true",
+                        help="time only the single-process pipeline (no worker pool): traj_per_s is then null")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="single-process timings per point, best kept (all-core timings keep best of 3)")
     parser.add_argument("--dmclrs-python", help="python of a virtualenv with dm-clrs, to measure it afresh")
     parser.add_argument("--dmclrs-json", default="results/dmclrs_samplers.json",
                         help="dm-clrs figures measured earlier on this machine (rows of algorithm, n, traj_per_s)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     algorithms = args.algorithms.split(",")
+    unknown = [a for a in algorithms if a not in GRAPH_ALGORITHMS + SORTING_ALGORITHMS]
+    if unknown or args.repeats < 1:
+        parser.error(f"unknown algorithms {unknown}" if unknown else "--repeats must be at least 1")
     if args.dmclrs_python:
         try:
             fresh = _dmclrs(args.dmclrs_python, algorithms, sizes)
@@ -75,7 +82,8 @@ def main(argv=None) -> int:
         fresh = {(r["algorithm"], r["n"]): r["traj_per_s"] for r in rows}
     else:
         fresh = {}
-    generate("bfs", 1024, 16, workers=args.workers)  # start the worker pool once
+    if not args.one_process:
+        generate("bfs", 1024, 16, workers=args.workers)  # start the worker pool once
     rows = []
     for algorithm in algorithms:
         for n in sizes:
@@ -86,10 +94,11 @@ def main(argv=None) -> int:
             num = _SAMPLES.get(n, 64)
             if algorithm == "bubble_sort" and n >= 64:
                 num //= 4
-            all_cores = num / _time(algorithm, n, num, args.workers)
-            one_core = num / _time(algorithm, n, num, 1, repeats=1)
+            all_cores = None if args.one_process else num / _time(algorithm, n, num, args.workers)
+            one_core = num / _time(algorithm, n, num, 1, repeats=args.repeats)
             ref = fresh.get((algorithm, n), DMCLRS_ANCHOR.get(algorithm, {}).get(n))
-            row |= {"samples": num, "traj_per_s": round(all_cores, 1), "workers": args.workers,
+            row |= {"samples": num, "traj_per_s": all_cores and round(all_cores, 1),
+                    "workers": 1 if args.one_process else args.workers,
                     "traj_per_s_1_core": round(one_core, 1), "dmclrs_traj_per_s": ref,
                     "dmclrs_source": "measured" if (algorithm, n) in fresh else ("anchor" if ref else None),
                     # Like for like: nar in one process against dm-clrs's sampler, which runs in one process.
@@ -120,7 +129,8 @@ def main(argv=None) -> int:
             up = f"{r['speedup']}x" if r["speedup"] else "-"
             anchor = r["dmclrs_anchor_traj_per_s"]
             vs = f"{r['speedup_vs_anchor']}x" if anchor else "-"
-            print(f"| {r['algorithm']} | {r['n']} | {r['traj_per_s']:,.0f} | {r['traj_per_s_1_core']:,.0f} | "
+            every = f"{r['traj_per_s']:,.0f}" if r["traj_per_s"] else "-"
+            print(f"| {r['algorithm']} | {r['n']} | {every} | {r['traj_per_s_1_core']:,.0f} | "
                   f"{ref} | {up} | {f'{anchor:,}' if anchor else '-'} | {vs} |")
     print(f"\nwritten to {args.out}")
     return 0
