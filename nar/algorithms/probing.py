@@ -16,32 +16,47 @@ import numpy as np
 
 from nar.trajectory import TrajectoryBatch
 
+# Rows per block of the pointer scatters: their index temporaries stay a few MiB, memory the allocator hands back
+# warm on the next block; one temporary the size of a whole batch of hints would be fresh pages every time, and
+# first-touching fresh pages costs more than the scatter itself on small VMs.
+_BLOCK_ROWS = 1 << 13
 
-def _scatter_by_order(order: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """out[..., order[..., k]] = values[..., k] along the last axis, with flat indices (put_along_axis is slower)."""
+
+def _scatter_by_order(order: np.ndarray, values_of) -> np.ndarray:
+    """out[..., order[..., k]] = values[..., k] along the last axis, as int32, block by block of rows.
+
+    `values_of(block, rows)` gives the values of a block of rows of `order` (flattened to [R, n]; `rows` is its
+    slice of R). Flat indices: put_along_axis is slower.
+    """
     n = order.shape[-1]
-    rows = np.arange(order.size // max(n, 1), dtype=np.int64).reshape(order.shape[:-1] + (1,)) * n
-    out = np.empty(order.size, order.dtype)
-    out[(rows + order).reshape(-1)] = values.reshape(-1)
+    flat = order.reshape(-1, n)
+    out = np.empty(flat.shape, np.int32)
+    base = np.arange(min(_BLOCK_ROWS, len(flat)), dtype=np.intp)[:, None] * n
+    for start in range(0, len(flat), _BLOCK_ROWS):
+        block = flat[start : start + _BLOCK_ROWS]
+        rows = slice(start, start + len(block))
+        out[rows].reshape(-1)[(base[: len(block)] + block).reshape(-1)] = values_of(block, rows).reshape(-1)
     return out.reshape(order.shape)
 
 
 def pred_from_order(order: np.ndarray) -> np.ndarray:
-    """CLRS's `array` probe: predecessor pointers of an array order, the head pointing to itself.
+    """CLRS's `array` probe: predecessor pointers of an array order, the head pointing to itself, as int32.
 
     `order[..., k]` is the node at position k; returns `pred` with pred[order[k]] = order[k-1], pred[order[0]] =
     order[0]. Works on any leading batch/time axes.
     """
-    before = np.concatenate([order[..., :1], order[..., :-1]], axis=-1)
-    return _scatter_by_order(order, before)
+    return _scatter_by_order(order, lambda block, _: np.concatenate([block[:, :1], block[:, :-1]], axis=1))
 
 
 def heap_parents(order: np.ndarray, heap_size: np.ndarray) -> np.ndarray:
-    """CLRS's `heap` probe: heap-parent pointers for positions below `heap_size`, self-pointers elsewhere."""
+    """CLRS's `heap` probe, as int32: heap-parent pointers for positions below `heap_size`, self-pointers elsewhere."""
     k = np.arange(order.shape[-1])
-    in_heap = (k >= 1) & (k < np.asarray(heap_size)[..., None])
-    parent_of_pos = np.where(in_heap, order[..., (k - 1) // 2], order)
-    return _scatter_by_order(order, parent_of_pos)
+    size = np.broadcast_to(np.asarray(heap_size), order.shape[:-1]).reshape(-1)
+
+    def parents(block, rows):
+        return np.where((k >= 1) & (k < size[rows, None]), block[:, (k - 1) // 2], block)
+
+    return _scatter_by_order(order, parents)
 
 
 def _segment_positions(seg_len: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

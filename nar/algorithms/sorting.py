@@ -18,56 +18,57 @@ from nar.trajectory import TrajectoryBatch
 _BUILD, _EXTRACT, _SIFT, _DONE = 0, 1, 2, 3
 
 
-def _time_major(rounds: list[np.ndarray]) -> np.ndarray:
-    """[T] list of [B, ...] snapshots -> flat sample-major layout."""
-    stacked = np.stack(rounds, axis=1)
-    return stacked.reshape(-1)
-
-
 def insertion_sort(keys: np.ndarray) -> TrajectoryBatch:
     """CLRS's insertion sort of every row of keys [B, n], in lockstep over the batch."""
     num, n = keys.shape
-    vals, order = keys.copy(), np.tile(np.arange(n), (num, 1))
-    orders, i_h, j_h = [order], [np.zeros(num, np.int64)], [np.zeros(num, np.int64)]
+    vals, order = keys.copy(), np.tile(np.arange(n, dtype=np.int32), (num, 1))
+    # Hints are written in place, [B, T] and [B, T, n]: already the flat sample-major layout.
+    orders, i_h, j_h = np.empty((num, n, n), np.int32), np.zeros((num, n), np.int32), np.zeros((num, n), np.int32)
+    orders[:, 0] = order
     pos = np.arange(n)
     prev = np.roll(pos, 1)  # prev[k] = k - 1: the slot a shifted key comes from
     for j in range(1, n):
         key = vals[:, j : j + 1]
         # The while loop shifts every larger key of the sorted prefix one slot right, leaving `slot` free.
         slot = (vals[:, :j] <= key).sum(axis=1, keepdims=True)
-        i_h.append(np.take_along_axis(order, slot, 1)[:, 0])  # the node that held the slot before the shift
-        j_h.append(np.full(num, j))
+        i_h[:, j] = np.take_along_axis(order, slot, 1)[:, 0]  # the node that held the slot before the shift
+        j_h[:, j] = j
         shifted = (pos > slot) & (pos <= j)
         vals = np.where(pos == slot, key, np.where(shifted, vals[:, prev], vals))
         order = np.where(pos == slot, j, np.where(shifted, order[:, prev], order))
-        orders.append(order)
+        orders[:, j] = order
     return sort_trajectories("insertion_sort", keys, np.full(num, n), {
-        "pred": pred_from_order(order).reshape(-1).astype(np.int32),
-        "pred_h": pred_from_order(np.stack(orders, axis=1)).reshape(-1).astype(np.int32),
-        "i": _time_major(i_h).astype(np.int32),
-        "j": _time_major(j_h).astype(np.int32),
+        "pred": pred_from_order(order).reshape(-1),
+        "pred_h": pred_from_order(orders).reshape(-1),
+        "i": i_h.reshape(-1),
+        "j": j_h.reshape(-1),
     })
 
 
 def bubble_sort(keys: np.ndarray) -> TrajectoryBatch:
     """CLRS's bubble sort of every row of keys [B, n], in lockstep over the batch."""
     num, n = keys.shape
-    vals, order = keys.copy(), np.tile(np.arange(n), (num, 1))
+    vals, order = keys.copy(), np.tile(np.arange(n, dtype=np.int32), (num, 1))
     rows = np.arange(num)
-    orders, i_h, j_h = [order.copy()], [np.zeros(num, np.int64)], [np.zeros(num, np.int64)]
+    steps = n * (n - 1) // 2 + 1
+    # Hints are written in place, [B, T] and [B, T, n]: already the flat sample-major layout.
+    orders, i_h, j_h = (np.empty((num, steps, n), np.int32), np.zeros((num, steps), np.int32),
+                        np.zeros((num, steps), np.int32))
+    orders[:, 0] = order
+    t = 0
     for i in range(n - 1):
         for j in range(n - 1, i, -1):
             swap = rows[vals[:, j] < vals[:, j - 1]]
             vals[swap, j - 1], vals[swap, j] = vals[swap, j], vals[swap, j - 1]
             order[swap, j - 1], order[swap, j] = order[swap, j], order[swap, j - 1]
-            orders.append(order.copy())
-            i_h.append(order[:, i].copy())
-            j_h.append(order[:, j].copy())
-    return sort_trajectories("bubble_sort", keys, np.full(num, len(orders)), {
-        "pred": pred_from_order(order).reshape(-1).astype(np.int32),
-        "pred_h": pred_from_order(np.stack(orders, axis=1)).reshape(-1).astype(np.int32),
-        "i": _time_major(i_h).astype(np.int32),
-        "j": _time_major(j_h).astype(np.int32),
+            t += 1
+            orders[:, t] = order
+            i_h[:, t], j_h[:, t] = order[:, i], order[:, j]
+    return sort_trajectories("bubble_sort", keys, np.full(num, steps), {
+        "pred": pred_from_order(order).reshape(-1),
+        "pred_h": pred_from_order(orders).reshape(-1),
+        "i": i_h.reshape(-1),
+        "j": j_h.reshape(-1),
     })
 
 
@@ -79,7 +80,7 @@ def heapsort(keys: np.ndarray) -> TrajectoryBatch:
     heapify keeps its node, or that are done, swap a position with itself, which changes nothing.
     """
     num, n = keys.shape
-    a, order = keys.copy(), np.tile(np.arange(n), (num, 1))
+    a, order = keys.copy(), np.tile(np.arange(n, dtype=np.int32), (num, 1))
     rows = np.arange(num)
     # i: the heapify position; ind: the outer loop's index (build: the heapified root; extract: the heap's end).
     i, ind, size = np.full(num, n - 1), np.full(num, n - 1), np.full(num, n)
@@ -117,9 +118,9 @@ def heapsort(keys: np.ndarray) -> TrajectoryBatch:
     hint_rows = np.stack(hints, axis=2)  # [6, B, T]
     size_h = trim_lockstep(hint_rows[4], None, n_step)
     return sort_trajectories("heapsort", keys, n_step, {
-        "pred": pred_from_order(order).reshape(-1).astype(np.int32),
-        "pred_h": pred_from_order(order_h).reshape(-1).astype(np.int32),
-        "parent": heap_parents(order_h, size_h).reshape(-1).astype(np.int32),
+        "pred": pred_from_order(order).reshape(-1),
+        "pred_h": pred_from_order(order_h).reshape(-1),
+        "parent": heap_parents(order_h, size_h).reshape(-1),
         **{name: trim_lockstep(hint_rows[k], None, n_step).astype(np.int8 if name == "phase" else np.int32)
            for k, name in enumerate(("i", "j", "largest", "heap_size", None, "phase")) if name},
     })
@@ -173,7 +174,7 @@ def quicksort(keys: np.ndarray) -> TrajectoryBatch:
     final = np.array([_quicksort(row, tape) for row in keys.tolist()])
     order = tape.node_array("order", np.int32).reshape(-1, keys.shape[1])
     return sort_trajectories("quicksort", keys, tape.n_step, {
-        "pred": pred_from_order(final).reshape(-1).astype(np.int32),
+        "pred": pred_from_order(final).reshape(-1),
         "pred_h": pred_from_order(order).reshape(-1),
         "p": tape.rows("p", np.int32),
         "r": tape.rows("r", np.int32),
