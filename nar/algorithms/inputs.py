@@ -168,8 +168,7 @@ class GraphBatch:
         Returns (n_edge [B], senders, receivers, A values, adj values), sorted by (sender, receiver) per graph;
         adj = ((A + I) != 0) exactly as CLRS computes it (so a self-loop of weight -1 has adj 0).
         """
-        gid = self.graph_of_node
-        num_nodes = gid.size
+        num_nodes = int(self.n_node.sum())
         # Merge the diagonal into the sorted edge list (no re-sort): insert (v, v) where it belongs unless present.
         key = self.senders * num_nodes + self.receivers
         nodes = np.arange(num_nodes)
@@ -178,10 +177,16 @@ class GraphBatch:
         inside = at < key.size
         present[inside] = key[at[inside]] == nodes[inside] * (num_nodes + 1)
         at, new = at[~present], nodes[~present]
-        s = np.insert(self.senders, at, new)
-        r = np.insert(self.receivers, at, new)
-        w = np.insert(self.weights, at, 0.0)
+        # One merge for the three arrays (np.insert would recompute it per array): the k-th new entry lands at
+        # at[k] + k, the old edges fill the other slots in order.
+        fresh = np.zeros(key.size + new.size, bool)
+        fresh[at + np.arange(new.size)] = True
+        old = ~fresh
+        s, r, w = np.empty(fresh.size, np.int64), np.empty(fresh.size, np.int64), np.zeros(fresh.size)
+        s[fresh], r[fresh] = new, new
+        s[old], r[old], w[old] = self.senders, self.receivers, self.weights
         adj = ((w + (s == r)) != 0).astype(np.float32)
-        n_edge = np.bincount(gid[s], minlength=self.n_node.size)
-        off = self.node_offset[gid[s]]
+        added = np.bincount(np.repeat(np.arange(self.n_node.size), self.n_node)[new], minlength=self.n_node.size)
+        n_edge = self.n_edge + added
+        off = np.repeat(self.node_offset, n_edge)
         return n_edge, s - off, r - off, w, adj
