@@ -1082,7 +1082,7 @@ def test_mpnn_update_gate_interpolates_between_history_and_update():
     update of the same weights."""
     H = 8
     proc = MPNN(H, rngs=nnx.Rngs(0), gated=True)
-    assert np.allclose(np.asarray(proc.gate_out.bias.value), -3.0)
+    assert np.allclose(np.asarray(proc.gate_out.bias[...]), -3.0)
     b = make_batch(generate("bfs", 2, 5, seed=1).trajectories, "input")
     graph = graph_of(b)
     rng = np.random.default_rng(0)
@@ -1090,10 +1090,10 @@ def test_mpnn_update_gate_interpolates_between_history_and_update():
     e = jnp.asarray(rng.normal(size=(graph.num_edges, H)), jnp.float32)
     g = jnp.asarray(rng.normal(size=(graph.num_graphs, H)), jnp.float32)
     h = jnp.asarray(rng.normal(size=(graph.num_nodes, H)), jnp.float32)
-    proc.gate_out.bias.value = jnp.full((H,), -1e4)
+    proc.gate_out.bias[...] = jnp.full((H,), -1e4)
     shut, _ = proc(x, e, g, graph, h)
     np.testing.assert_allclose(np.asarray(shut), np.asarray(h), rtol=1e-6)
-    proc.gate_out.bias.value = jnp.full((H,), 1e4)
+    proc.gate_out.bias[...] = jnp.full((H,), 1e4)
     opened, _ = proc(x, e, g, graph, h)
     proc.gated = False
     ungated, _ = proc(x, e, g, graph, h)
