@@ -77,8 +77,9 @@ POSITIVE = {"model.hidden", "model.sinkhorn_steps", "model.sinkhorn_eval_steps",
 NON_NEGATIVE = {"model.fsa_states", "train.pad_lookahead", "train.gate_penalty_warmup"}
 SEEDS = {"train.seed", "eval.seed"}
 SIZES = {"train.sizes", "eval.sizes"}
-ABOVE_ZERO = {"model.sinkhorn_temperature", "train.learning_rate", "train.grad_clip"}
-AT_LEAST_ZERO = {"train.gate_penalty_weight", "eval.degree", "train.grokfast_ema_lambda", "train.grokfast_ma_lambda"}
+ABOVE_ZERO = {"model.sinkhorn_temperature", "train.learning_rate", "train.grad_clip", "train.causal_reg_tau"}
+AT_LEAST_ZERO = {"train.gate_penalty_weight", "eval.degree", "train.grokfast_ema_lambda", "train.grokfast_ma_lambda",
+                 "train.causal_reg_weight", "train.causal_reg_alpha"}
 UNIT = {"model.teacher_forcing", "train.grokfast_alpha"}
 INTS, FLOATS = POSITIVE | NON_NEGATIVE | SEEDS, ABOVE_ZERO | AT_LEAST_ZERO | UNIT
 NUMERIC = sorted(INTS | FLOATS | SIZES)
