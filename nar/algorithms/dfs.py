@@ -45,38 +45,44 @@ def dfs(graphs: GraphBatch) -> TrajectoryBatch:
     rows = {k: np.empty((num, steps), dt) for k, (_, dt) in scalars.items()}
     batch = np.arange(num)
     for t in range(steps):
+        # Each event is skipped where no sample has it: small batches (large graphs) then pay only for their own.
         root = batch[phase == ROOT]  # a new root: the lowest-index white node (every earlier one is finished)
-        s[root] = u[root] = v[root] = s_last[root] = ((color[root] == WHITE) & real[root]).argmax(1)
+        if root.size:
+            s[root] = u[root] = v[root] = s_last[root] = ((color[root] == WHITE) & real[root]).argmax(1)
         visit = batch[phase == VISIT]
         fresh = d[visit, u[visit]] == 0.0
         new = visit[fresh]  # discover u
-        time[new] += 0.01
-        d[new, u[new]], color[new, u[new]] = time[new], GREY
+        if new.size:
+            time[new] += 0.01
+            d[new, u[new]], color[new, u[new]] = time[new], GREY
         old = visit[~fresh]  # u was discovered: push its lowest-index white neighbour, or finish u
         white = adj[old, u[old]] & (color[old] == WHITE)
         found = white.any(1)
         tree, fin = old[found], old[~found]
-        w = white[found].argmax(1)
-        v[tree] = w
-        pi[tree, w], color[tree, w], s_prev[tree, w] = u[tree], GREY, s_last[tree]
-        s_last[tree] = w
-        v[fin] = n[fin] - 1  # CLRS's neighbour loop ran to its end
-        time[fin] += 0.01
-        color[fin, u[fin]] = BLACK
-        f[fin, u[fin]] = time[fin]
+        if tree.size:
+            w = white[found].argmax(1)
+            v[tree] = w
+            pi[tree, w], color[tree, w], s_prev[tree, w] = u[tree], GREY, s_last[tree]
+            s_last[tree] = w
+        if fin.size:
+            v[fin] = n[fin] - 1  # CLRS's neighbour loop ran to its end
+            time[fin] += 0.01
+            color[fin, u[fin]] = BLACK
+            f[fin, u[fin]] = time[fin]
         for k, (value, _) in nodes.items():
             hints[k][:, t] = value
         for k, (value, _) in scalars.items():
             rows[k][:, t] = value
         # After the hint: the new top of the stack is visited next; a finished u is popped, or ends its tree.
         phase[root] = VISIT
-        u[tree] = w
-        last = s_prev[fin, u[fin]] == u[fin]
-        pop, ended = fin[~last], fin[last]
-        below = s_prev[pop, s_last[pop]]
-        s_prev[pop, s_last[pop]] = s_last[pop]
-        s_last[pop] = u[pop] = below
-        phase[ended] = np.where(((color[ended] == WHITE) & real[ended]).any(1), ROOT, DONE)
+        u[tree] = s_last[tree]
+        if fin.size:
+            last = s_prev[fin, u[fin]] == u[fin]
+            pop, ended = fin[~last], fin[last]
+            below = s_prev[pop, s_last[pop]]
+            s_prev[pop, s_last[pop]] = s_last[pop]
+            s_last[pop] = u[pop] = below
+            phase[ended] = np.where(((color[ended] == WHITE) & real[ended]).any(1), ROOT, DONE)
     n_step = 3 * n
     return graph_trajectories("dfs", graphs, n_step, {
         "pi": pi[real].astype(np.int32),
