@@ -14,7 +14,8 @@ import numpy as np
 from nar.algorithms.probing import Tape, heap_parents, pred_from_order, sort_trajectories, trim_lockstep
 from nar.trajectory import TrajectoryBatch
 
-# What a heapsort sample does next: heapify while building, swap out the maximum, heapify after it, nothing.
+# What a heapsort sample does next (its hints' phase): heapify while building, swap out the maximum, heapify
+# after it, nothing.
 _BUILD, _EXTRACT, _SIFT, _DONE = 0, 1, 2, 3
 
 
@@ -86,26 +87,27 @@ def heapsort(keys: np.ndarray) -> TrajectoryBatch:
     i, ind, size = np.full(num, n - 1), np.full(num, n - 1), np.full(num, n)
     mode = np.full(num, _BUILD)
     orders = [order.copy()]
-    hints = [np.full((6, num), n - 1)]  # i, j, largest, heap_size, size, phase
-    hints[0][4], hints[0][5] = n, 0
+    # Per step the positions behind the hints i, j, largest and heap_size (read from the order afterwards), then
+    # size and phase (the mode); step 0 points every hint at position n - 1.
+    hints = [np.array([[n - 1], [n - 1], [n - 1], [n - 1], [n], [_BUILD]]).repeat(num, 1)]
     n_step = np.ones(num, np.int64)
     while (mode != _DONE).any():
-        n_step += mode != _DONE
-        heapify, extract = (mode == _BUILD) | (mode == _SIFT), mode == _EXTRACT
-        left, right = np.minimum(2 * i + 1, n - 1), np.minimum(2 * i + 2, n - 1)
-        largest = np.where((2 * i + 1 < size) & (a[rows, left] > a[rows, i]), left, i)
-        largest = np.where((2 * i + 2 < size) & (a[rows, right] > a[rows, largest]), right, largest)
+        live = mode != _DONE
+        n_step += live
+        heapify, extract = live & (mode != _EXTRACT), mode == _EXTRACT
+        left, a_i = 2 * i + 1, a[rows, i]
+        a_left = a[rows, np.minimum(left, n - 1)]
+        go_left = (left < size) & (a_left > a_i)
+        largest, a_largest = np.where(go_left, left, i), np.where(go_left, a_left, a_i)
+        right = left + 1
+        largest = np.where((right < size) & (a[rows, np.minimum(right, n - 1)] > a_largest), right, largest)
         x = np.where(heapify, i, 0)
         y = np.where(heapify, largest, np.where(extract, ind, 0))
         a[rows, x], a[rows, y] = a[rows, y], a[rows, x]
         order[rows, x], order[rows, y] = order[rows, y], order[rows, x]
         orders.append(order.copy())
-        # CLRS marks node 0 (not the node at position 0) as `largest` after an extraction swap.
-        top = np.where(extract, 0, ind)
         end = np.where(extract, ind, size)
-        hints.append(np.stack([order[rows, top], order[rows, np.where(extract, ind, i)],
-                               np.where(extract, 0, order[rows, largest]), order[rows, end - 1], end,
-                               np.where(extract, 1, np.where(mode == _SIFT, 2, 0))]))
+        hints.append(np.stack([np.where(extract, 0, ind), np.where(extract, ind, i), largest, end - 1, end, mode]))
         # Next: a heapify that swapped goes down a level; one that kept its node returns to the outer loop.
         returned = heapify & (largest == i)
         ind = ind - returned
@@ -116,13 +118,18 @@ def heapsort(keys: np.ndarray) -> TrajectoryBatch:
         mode = np.where((mode == _EXTRACT) & (ind < 1), _DONE, mode)
     order_h = trim_lockstep(np.stack(orders, axis=1), None, n_step).reshape(-1, n)
     hint_rows = np.stack(hints, axis=2)  # [6, B, T]
-    size_h = trim_lockstep(hint_rows[4], None, n_step)
+    top, at, largest, last, size_h, phase = (trim_lockstep(h, None, n_step) for h in hint_rows)
+    steps = np.arange(order_h.shape[0])
     return sort_trajectories("heapsort", keys, n_step, {
         "pred": pred_from_order(order).reshape(-1),
         "pred_h": pred_from_order(order_h).reshape(-1),
         "parent": heap_parents(order_h, size_h).reshape(-1),
-        **{name: trim_lockstep(hint_rows[k], None, n_step).astype(np.int8 if name == "phase" else np.int32)
-           for k, name in enumerate(("i", "j", "largest", "heap_size", None, "phase")) if name},
+        "i": order_h[steps, top],
+        "j": order_h[steps, at],
+        # CLRS marks node 0 (not the node at position 0) as `largest` after an extraction swap.
+        "largest": np.where(phase == _EXTRACT, 0, order_h[steps, largest]),
+        "heap_size": order_h[steps, last],
+        "phase": phase.astype(np.int8),
     })
 
 
