@@ -133,34 +133,30 @@ def heapsort(keys: np.ndarray) -> TrajectoryBatch:
     })
 
 
-def _tracked_array(a: list[float], tape: Tape):
-    """Start a sample on `tape`: returns its `order` (node at each position) and a `swap(x, y)` of positions that
-    swaps keys and nodes and logs the two writes of `order`."""
-    order = list(range(len(a)))
-    tape.begin(len(a), order=order)
-    order_log = tape.log("order")
-
-    def swap(x: int, y: int) -> None:
-        a[x], a[y] = a[y], a[x]
-        order[x], order[y] = order[y], order[x]
-        order_log.extend((tape.step, x, order[x], tape.step, y, order[y]))
-
-    return order, swap
-
-
 def _quicksort(a: list[float], tape: Tape) -> list[int]:
     n = len(a)
-    order, swap = _tracked_array(a, tape)  # CLRS pushes no initial hint for quicksort
+    order = list(range(n))  # the node at each position
+    tape.begin(n, order=order)  # CLRS pushes no initial hint for quicksort
+    order_log, push = tape.log("order"), tape.push
+
+    def swap(x: int, y: int) -> None:  # keys and nodes; a swap of a position with itself changes and logs nothing
+        if x != y:
+            a[x], a[y] = a[y], a[x]
+            order[x], order[y] = order[y], order[x]
+            order_log.extend((tape.step, x, order[x], tape.step, y, order[y]))
 
     def partition(p: int, r: int) -> int:  # Lomuto, pivot a[r]
         pivot, i = a[r], p - 1
         for j in range(p, r):
             if a[j] <= pivot:
                 i += 1
-                swap(i, j)
-            tape.push(order[p], order[r], order[i + 1], order[j])
+                if i != j:  # swap(i, j), inlined: this loop is quicksort's hot path
+                    a[i], a[j] = a[j], a[i]
+                    order[i], order[j] = order[j], order[i]
+                    order_log.extend((tape.step, i, order[i], tape.step, j, order[j]))
+            push(order[p], order[r], order[i + 1], order[j])
         swap(i + 1, r)
-        tape.push(order[p], order[r], order[i + 1], order[r])
+        push(order[p], order[r], order[i + 1], order[r])
         return i + 1
 
     # CLRS recurses on (p, q-1) then (q+1, r); an explicit stack keeps that order without Python's depth limit.
