@@ -150,7 +150,7 @@ def causal_groups(config: Config, step: int, groups: int, pad: GrowingPad | None
                   which: list[int] | None = None) -> tuple[PadSizes, dict[int, CausalPair]]:
     """`nar.training.data.train_groups` for one group, with the augmented twin: training batch `step` as a
     `CausalPair`, both halves padded to one shape that covers both. A pure function of (config, step), so a
-    resumed run replays the same pairs."""
+    resumed run replays the same pairs. `which` is taken for train_groups' signature: there is one group."""
     check_causal(config, groups)
     t, kind, triplets = config.train, config.model.graph_kind, config.model.triplets
     tb = train_trajectories(config, step)
