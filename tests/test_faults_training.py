@@ -109,8 +109,8 @@ def poisoned(monkeypatch):
     steps. The code travels into the jitted step as the gate-penalty weight, unused by these runs."""
     codes = {}
 
-    def loss(model, batch, key, gate_penalty, weight):
-        total, parts, stats = training_loss(model, batch, key, gate_penalty, 0.0)
+    def loss(model, batch, key, gate_penalty, weight, causal=None):
+        total, parts, stats = training_loss(model, batch, key, gate_penalty, 0.0, causal)
         first = next(iter(parts))
         return poison(total, weight), {**parts, first: poison(parts[first], weight)}, stats
 

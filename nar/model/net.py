@@ -137,15 +137,16 @@ def reverse_edges(graph: Graph):
     search for sender r within the run of edges that s receives. Self-loops, padding edges included, are their
     own reverse."""
     E, N = graph.num_edges, graph.num_nodes
-    in_deg_N = jnp.zeros(N, jnp.int32).at[graph.receivers].add(1)
+    senders_E, receivers_E = jnp.asarray(graph.senders), jnp.asarray(graph.receivers)  # host arrays too
+    in_deg_N = jnp.zeros(N, jnp.int32).at[receivers_E].add(1)
     start_N = jnp.cumsum(in_deg_N) - in_deg_N
-    lo_E = start_N[graph.senders]  # the reverse of s -> r lies among the edges received by s ...
-    hi_E = lo_E + in_deg_N[graph.senders]
+    lo_E = start_N[senders_E]  # the reverse of s -> r lies among the edges received by s ...
+    hi_E = lo_E + in_deg_N[senders_E]
     for _ in range(max(E, 1).bit_length()):  # ... at the first position whose sender is >= r
         mid_E = (lo_E + hi_E) // 2
-        right_E = (lo_E < hi_E) & (graph.senders[jnp.minimum(mid_E, E - 1)] < graph.receivers)
+        right_E = (lo_E < hi_E) & (senders_E[jnp.minimum(mid_E, E - 1)] < receivers_E)
         lo_E, hi_E = jnp.where(right_E, mid_E + 1, lo_E), jnp.where(right_E | (lo_E >= hi_E), hi_E, mid_E)
-    return jnp.where(graph.senders == graph.receivers, jnp.arange(E), jnp.minimum(lo_E, E - 1))
+    return jnp.where(senders_E == receivers_E, jnp.arange(E), jnp.minimum(lo_E, E - 1))
 
 
 def adjacency(feats, probes, graph: Graph, reverse_E, base_E=None):
