@@ -41,13 +41,15 @@ from nar.bench.report_tables import (
     same_work_table,
     score_table,
     speed_table,
+    standing_table,
     table_legend,
 )
 
 __all__ = ["MACHINE_FILE", "PUBLISHED", "PUBLISHED_STEPS", "README_BEGIN", "README_END", "SIZES", "SPEED_DIR",
            "aggregate", "data_table", "detail_table", "headline_suites", "load_cells", "load_machine", "load_speed",
            "main", "mean_se", "plot_gate", "plot_sizes", "plot_speed", "plot_training", "same_work_table",
-           "score_table", "shown_processor", "speed_table", "table_legend", "update_readme", "write_report"]
+           "score_table", "shown_processor", "speed_table", "standing_table", "table_legend", "update_readme",
+           "write_report"]
 
 README_BEGIN, README_END = "<!-- results:begin (written by `make report`) -->", "<!-- results:end -->"
 
@@ -80,6 +82,11 @@ def write_report(results: str | Path = "results", docs: str | Path = "docs", rea
         "our reference notes recall rather than read off the table.",
         "",
     ]
+    if agg:
+        md += ["## Where nar stands", "", "Per algorithm, nar's best n = 64 score in any suite below (its processor, "
+               "budget and seeds named) beside the best published figure we have checked, at n = 64 after "
+               f"{PUBLISHED_STEPS:,} steps, with the processor it was measured on. Budgets differ where the steps "
+               "differ: a standing, not a like-for-like comparison.", "", standing_table(agg), ""]
     for suite in sorted(agg, key=lambda s: (s != "full", s)):
         suite_cells = [c for c in cells if c["suite"] == suite]
         size_png = plot_sizes(agg[suite], suite, docs / "plots" / f"{suite}_sizes.png")
