@@ -42,8 +42,9 @@ def test_step_follows_its_equations():
     cls, ptr, alpha = (np.asarray(a) for a in step(node_F, edge_F, sigma, graph))
     s, r = graph.senders, graph.receivers
     x, e = lin(step.node_emb, node_F), lin(step.edge_emb, edge_F)
-    logit = (np.sum(lin(step.query, x)[r] * (lin(step.key, x)[s] + lin(step.edge_key, e)), -1) / np.sqrt(H)
-             - 1.0 * sigma)  # the scalar weight starts at -1
+    # DNAR's logit (<Q_v, K_u + E_uv> + H w sigma_uv) / sqrt(H), the scalar weight w starting at -1
+    logit = (np.sum(lin(step.query, x)[r] * (lin(step.key, x)[s] + lin(step.edge_key, e)), -1)
+             - H * 1.0 * sigma) / np.sqrt(H)
     want_alpha = np.zeros(7)
     for v in range(3):
         idx = np.flatnonzero(r == v)

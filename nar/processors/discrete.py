@@ -4,11 +4,14 @@ only discrete states, attends to exactly one in-edge per node, and its scalars e
 Per receiver v over its in-edges u -> v (self-loop included), with node state x (one-hot class + source flag, embedded)
 and edge state e (one-hot: is v's pointer, is an input edge, is the self-loop, embedded):
 
-    a_uv  = <Q x_v, K x_u + R e_uv> / sqrt(H) + w sigma_uv                (w: one learned scalar, starts at -1)
+    a_uv  = (<Q x_v, K x_u + R e_uv> + H w sigma_uv) / sqrt(H)            (w: one learned scalar, starts at -1)
     alpha = one-hot arg-max_u a_uv        (training: straight-through Gumbel-softmax, hard forward, soft backward)
     m_v   = sum_u alpha_uv M[x_u || e_uv]                                  (the attended sender's message)
     state'_v   = MLP_n([x_v || m_v])                                       (class logits)
     pointer'_uv = MLP_e([e_uv || x_v || m_v || alpha_uv || alpha_vv])      (logit of "u is v's pointer")
+
+The scalar term is scaled by H / sqrt(H) = sqrt(H) as in DNAR's formula (shared notes, methods.md section 3), so
+that it weighs as much as the Gumbel noise of training from the first step.
 
 sigma is the scalar flow (`nar.model.discrete` chooses it per algorithm: BFS the sender position, so w < 0 is
 CLRS's lowest-index rule; Bellman-Ford the candidate distance). Everything else is a function of finitely many
@@ -67,7 +70,7 @@ class DiscreteStep(nnx.Module):
         recv, send = graph.receivers, graph.senders
         x_NxH, e_ExH = self.node_emb(node_NxF), self.edge_emb(edge_ExF)
         logit_E = (jnp.sum(self.query(x_NxH)[recv] * (self.key(x_NxH)[send] + self.edge_key(e_ExH)), -1)
-                   / jnp.sqrt(self.hidden) + self.scalar_weight[...] * sigma_E)
+                   + self.hidden * self.scalar_weight[...] * sigma_E) / jnp.sqrt(self.hidden)
         if key is None:
             alpha_E = segment_onehot_argmax(logit_E, recv, graph.num_nodes, True)
         else:
