@@ -3,6 +3,7 @@
 from nar.algorithms import ALGORITHMS, SPECS, execute, run_batch
 from nar.clrs_text import clrs_text
 from nar.compare import compare_run
+from nar.compile_cache import use_compile_cache
 from nar.compiled import compile_model, save_compiled
 from nar.config import Config, EvalConfig, TrainConfig
 from nar.config import load as load_config
@@ -20,4 +21,4 @@ __all__ = ["ALGORITHMS", "PROCESSORS", "SPECS", "Batch", "Config", "EvalConfig",
            "TrainConfig", "Trainer", "Trajectory", "TrajectoryBatch", "build_model", "clrs_text", "compare_run",
            "compile_model", "data_mesh", "evaluate_sizes", "execute", "format_table", "get_processor", "initialize",
            "load_config", "load_run", "make_batch", "run_batch", "save_compiled", "set_cpu_devices", "train",
-           "__version__"]
+           "use_compile_cache", "__version__"]

@@ -170,6 +170,12 @@ def _device_flags(p: argparse.ArgumentParser) -> None:
                         "(default: NAR_INIT_TIMEOUT, else 300)")
 
 
+def _cache_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compile-cache", dest="compile_cache", metavar="DIR",
+                   help="keep compiled programs in DIR and reuse them in later runs of the same shapes "
+                        "(default: $NAR_COMPILE_CACHE, else none)")
+
+
 def _start_devices(args) -> bool:
     """Device setup that must precede JAX's backend: simulated CPU devices, then joining a multi-process run
     (True when this is one)."""
@@ -218,6 +224,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run directory (config, metrics.jsonl, checkpoints)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _cache_flag(t)
     _device_flags(t)
     t.set_defaults(func=_train)
     e = sub.add_parser("eval", help="evaluate a trained run at several graph sizes", epilog=EXIT_CODES)
@@ -235,6 +242,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--last", action="store_true", help="the last parameters instead of the best-validation ones")
     e.add_argument("--json", action="store_true", help="results as JSON: per size 'score' (node-level), 'exact' "
                    "(graph-level exact match), per output and per hint")
+    _cache_flag(e)
     _device_flags(e)
     e.set_defaults(func=_eval)
     c = sub.add_parser("config", help="show the resolved config a run would use", epilog=EXIT_CODES)
@@ -310,6 +318,10 @@ def _dispatch(argv: list[str]) -> int:
 
         return importlib.import_module(BENCHES[argv[1]]).main(argv[2:])
     args = _parser().parse_args(argv)
+    if hasattr(args, "compile_cache"):  # train, eval: before the first compilation
+        from nar.compile_cache import use_compile_cache
+
+        use_compile_cache(args.compile_cache)
     multi_process = hasattr(args, "cpu_devices") and _start_devices(args)  # train, eval: before JAX's backend
     with _native_stdout_to_stderr() if multi_process else contextlib.nullcontext():
         return args.func(args)
