@@ -18,11 +18,8 @@ $(STAMP): pyproject.toml
 demo: install
 	$(PY) -m nar.demo
 
-# One persistent compilation cache per run of the suite (a fresh folder, removed after): the pytest workers and the
-# processes the tests start (CLI runs, notebook kernels, benchmark children) share the programs they compile alike.
 test: install lint
-	cache=$$(mktemp -d) && trap 'rm -rf "$$cache"' EXIT && \
-	JAX_COMPILATION_CACHE_DIR="$$cache" $(PY) -m pytest -q -n 2 --dist loadfile --durations=25
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25
 
 # Style: pyflakes, pycodestyle and import order ([tool.ruff] in pyproject.toml).
 lint: install
