@@ -171,6 +171,7 @@ def _device_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _cache_flag(p: argparse.ArgumentParser) -> None:
+    """The persistent cache of compiled programs (`nar.compile_cache`)."""
     p.add_argument("--compile-cache", dest="compile_cache", metavar="DIR",
                    help="keep compiled programs in DIR and reuse them in later runs of the same shapes "
                         "(default: $NAR_COMPILE_CACHE, else none)")
