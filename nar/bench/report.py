@@ -84,9 +84,9 @@ def write_report(results: str | Path = "results", docs: str | Path = "docs", rea
     ]
     if agg:
         md += ["## Where nar stands", "", "Per algorithm, nar's best n = 64 score in any suite below (its processor, "
-               "budget and seeds named) beside the best published figure we have checked, at n = 64 after "
-               f"{PUBLISHED_STEPS:,} steps, with the processor it was measured on. Budgets differ where the steps "
-               "differ: a standing, not a like-for-like comparison.", "", standing_table(agg), ""]
+               "budget and seeds named) beside the published figure of the same processor at n = 64 after "
+               f"{PUBLISHED_STEPS:,} steps, where we have checked one. Budgets differ where the steps differ: a "
+               "standing, not a like-for-like comparison.", "", standing_table(agg), ""]
     for suite in sorted(agg, key=lambda s: (s != "full", s)):
         suite_cells = [c for c in cells if c["suite"] == suite]
         size_png = plot_sizes(agg[suite], suite, docs / "plots" / f"{suite}_sizes.png")
