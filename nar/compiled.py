@@ -7,10 +7,11 @@ is the oracle `nar compare` measures a trained run against. The construction is 
 
 Exactness in floating point comes from one rule: a value is never added to a term that is not exactly zero. Gates are
 separate channels holding exactly 0 or X (a power of two), added to a value only where the value is 0 or the gate
-is 0, and comparisons are signs of one subtraction of two floats scaled by a power of two. So BFS is exact at any
-size. Bellman-Ford is exact while shortest distances stay below `DISTANCE_BOUND` and edge weights are non-negative,
-up to float32: a candidate d_u + A_uv is summed in float32 (the executor sums in float64), so candidates closer
-than one float32 ulp may be ordered differently.
+is 0, and comparisons are signs of one subtraction of two floats scaled by a power of two (so the model materialises
+its edge features before each edge weight, `fold_edge_weights = false`: folding reorders those sums). So BFS is
+exact at any size. Bellman-Ford is exact while shortest distances stay below `DISTANCE_BOUND` and edge weights are
+non-negative, up to float32: a candidate d_u + A_uv is summed in float32 (the executor sums in float64), so
+candidates closer than one float32 ulp may be ordered differently.
 
 Both programs keep a node's pointer by reading it from the edge p_i -> i, so they run with
 `pointer_encoding = "child"`. Under CLRS's encoding (the edge i -> p_i) no decoder sees a node's own pointer, and
@@ -58,7 +59,7 @@ def compile_model(algorithm: str, processor: str = "mpnn", message_graph: str | 
                          f"triplet_gmpnn), got {processor!r}")
     model_cfg = ModelConfig(algorithm=algorithm, processor=processor, hidden=HIDDEN, layer_norm=False,
                             hint_repred="hard", message_graph=message_graph,
-                            pointer_encoding="child")
+                            pointer_encoding="child", fold_edge_weights=False)
     config = Config(model=model_cfg, train=TrainConfig(), eval=EvalConfig())
     model = Model(model_cfg, rngs=nnx.Rngs(0))
     params = jax.tree.map(lambda a: np.zeros(a.shape, np.float32), nnx.to_pure_dict(nnx.split(model)[1]))

@@ -50,7 +50,7 @@ def pointer_edge_features(pointer_encoding, message_graph, t=2):
     _, without, _ = model.encoder({"pi_h": jnp.zeros_like(ptr)}, graph, 4, reverse)
     senders, receivers = np.asarray(graph.senders), np.asarray(graph.receivers)
     target = senders[np.asarray(b.hints["pi_h"][t])]  # the stored pointer is the edge target -> node
-    return np.asarray(with_ptr - without), senders, receivers, target
+    return np.asarray(with_ptr.dense() - without.dense()), senders, receivers, target
 
 
 @pytest.mark.parametrize("message_graph", ["input", "complete"])

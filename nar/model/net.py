@@ -66,6 +66,10 @@ class ModelConfig:
     fsa_states: int = 0  # GraphFSA: states per node (0: the classes of the tracked hint)
     fsa_bound: int = 1  # GraphFSA: neighbour counts are capped at this bound k
     pointer_encoding: str = "clrs"  # the edge a node pointer's encoding is added to (POINTER_ENCODINGS)
+    # Fold the edge consumers' linear maps into the edge encoders' kernels (`EdgeFeatures`): the same function
+    # without the [E, H] x [H, H] products. false materialises the [E, H] features first; the compiled programs need
+    # it, as their exactness rests on the order of float additions (`nar.compiled`).
+    fold_edge_weights: bool = True
 
     def __post_init__(self):
         if self.algorithm not in SPECS:
@@ -93,6 +97,8 @@ class ModelConfig:
                   (isinstance(self.tropical_bias, bool) and isinstance(self.tropical_skip, bool),
                    f"tropical_bias and tropical_skip must be true or false, got {self.tropical_bias!r} and "
                    f"{self.tropical_skip!r}"),
+                  (isinstance(self.fold_edge_weights, bool),
+                   f"fold_edge_weights must be true or false, got {self.fold_edge_weights!r}"),
                   (self.pointer_encoding in POINTER_ENCODINGS, f"pointer_encoding must be one of "
                                                                f"{POINTER_ENCODINGS}, got {self.pointer_encoding!r}"),
                   (self.message_graph in (None, "complete", "input"),
@@ -226,17 +232,21 @@ class Model(nnx.Module):
                 mask_E = (adjacency(hint_feats, self.hint_probes, graph, reverse_E, adj_in_E) if self.encode_hints
                           else adj_in_E)
                 proc_graph = graph._replace(edge_mask=mask_E)
-            new_hidden, latent = self.processor(node_fts, edge_fts, graph_fts, proc_graph, history)
+            folded = cfg.fold_edge_weights and self.processor.factored_edges
+            new_hidden, latent = self.processor(node_fts, edge_fts if folded else edge_fts.dense(), graph_fts,
+                                                proc_graph, history)
             h_dec = jnp.concatenate([node_fts, history, new_hidden], axis=-1)
-            e_dec = edge_fts if latent is None else jnp.concatenate([edge_fts, latent], axis=-1)
+            e_dec = self._decoder_edges(edge_fts, latent)
             # Outputs are decoded once, after the loop, from the decoder inputs of each sample's last step:
             # the same result as decoding every step and freezing (CLRS), at a fraction of the cost.
             keep_G = (t == 0) | (t + 1 < batch.lengths)
             live_N = (t + 1 < batch.lengths)[graph.node_graph]  # real nodes at a real step
             sums = {n: (jnp.sum(jnp.where(live_N, v, 0.0)), jnp.sum(live_N)) for n, v in stats.items()}
+            keep_E = keep_G[graph.edge_graph][:, None]
             outs = (jnp.where(keep_G[graph.node_graph][:, None], h_dec, outs[0]),
-                    jnp.where(keep_G[graph.edge_graph][:, None], e_dec, outs[1]),
-                    jnp.where(keep_G[:, None], graph_fts, outs[2]))
+                    jnp.where(keep_E, edge_fts.raw_ExK, outs[1]),
+                    None if latent is None else jnp.where(keep_E, latent, outs[2]),
+                    jnp.where(keep_G[:, None], graph_fts, outs[3]))
             states = new_hidden if trace else None
             if self.hint_decoder is None:
                 return (new_hidden, hint_feats, outs), ({}, sums, states)
@@ -249,15 +259,19 @@ class Model(nnx.Module):
                 nxt[n] = jnp.where(_broadcast(force_G, self.hint_probes[n], graph, pred), truth, pred)
             return (new_hidden, nxt, outs), (hint_logits, sums, states)
 
-        edge_in = H + self.processor.edge_latent_size
-        outs0 = (jnp.zeros((graph.num_nodes, 3 * H)), jnp.zeros((graph.num_edges, edge_in)),
-                 jnp.zeros((graph.num_graphs, H)))
+        # The last step's decoder inputs: node [N, 3H], the edge features' raw columns [E, K] (the encoders' kernels
+        # are the same at every step) and edge latents [E, L], graph [G, H].
+        L = self.processor.edge_latent_size
+        outs0 = (jnp.zeros((graph.num_nodes, 3 * H)), jnp.zeros((graph.num_edges, self.encoder.edge_width)),
+                 jnp.zeros((graph.num_edges, L)) if L else None, jnp.zeros((graph.num_graphs, H)))
         truth_seq = {n: batch.hints[n][1:num_steps + 1] for n in self.hint_probes}
         xs = (jnp.arange(num_steps), truth_seq, jax.random.split(k_steps, num_steps))
         carry0 = (jnp.zeros((graph.num_nodes, H)), hint_truth, outs0)
         (_, _, last), (hint_logits, sums, states) = jax.lax.scan(step, carry0, xs, unroll=self.scan_unroll)
         stats = {n: total.sum() / jnp.maximum(count.sum(), 1) for n, (total, count) in sums.items()}
-        outs = self.output_decoder(*last, graph)
+        h_last, raw_last, latent_last, graph_last = last
+        edge_last = self._decoder_edges(self.encoder.edge_features(raw_last, H), latent_last)
+        outs = self.output_decoder(h_last, edge_last, graph_last, graph)
         steps = cfg.sinkhorn_steps if train else cfg.sinkhorn_eval_steps
         for n, (_, type_, _) in self.output_probes.items():
             if type_ == Type.PERMUTATION_POINTER:
@@ -265,6 +279,12 @@ class Model(nnx.Module):
                 outs[n] = log_sinkhorn(x, graph.receivers, graph.senders, graph.num_nodes, steps,
                                        cfg.sinkhorn_temperature, k_noise if train else None)
         return Predictions(outs, hint_logits, stats, states)
+
+    def _decoder_edges(self, edge_fts, latent):
+        """What the edge decoders read: the edge features and the processor's edge latents, factored
+        (`fold_edge_weights`) or as one [E, H + L] array."""
+        edge_fts = edge_fts._replace(latent_ExL=latent)
+        return edge_fts if self.config.fold_edge_weights else edge_fts.dense()
 
 
 def _broadcast(flag_G, probe, graph: Graph, like):

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from nar.model.segment import segment_max, segment_onehot_argmax, segment_softmax
-from nar.processors.base import Graph
+from nar.processors.base import EdgeFeatures, Graph, edge_linear
 from nar.specs import Location, Type
 
 POINTERS = (Type.POINTER, Type.PERMUTATION_POINTER)
@@ -65,18 +65,39 @@ class Encoder(nnx.Module):
         self.layers = nnx.Dict(layers)
 
     def __call__(self, feats: dict, graph: Graph, hidden: int, reverse_E=None):
-        """`reverse_E` (`nar.model.net.reverse_edges`): move each node pointer's encoding from the edge p_i -> i,
-        where its feature form sits, to the edge i -> p_i (`ModelConfig.pointer_encoding = "clrs"`)."""
-        out = {Location.NODE: jnp.zeros((graph.num_nodes, hidden)), Location.EDGE: jnp.zeros((graph.num_edges, hidden)),
+        """(node [N, H], edge features (`EdgeFeatures`, factored), graph [G, H]). `reverse_E`
+        (`nar.model.net.reverse_edges`): move each node pointer's encoding from the edge p_i -> i, where its feature
+        form sits, to the edge i -> p_i (`ModelConfig.pointer_encoding = "clrs"`)."""
+        out = {Location.NODE: jnp.zeros((graph.num_nodes, hidden)),
                Location.GRAPH: jnp.zeros((graph.num_graphs, hidden))}
+        raw = [jnp.zeros((graph.num_edges, 0))]
         for name, (location, type_, _) in self.probes.items():
             x = feats[name]
             if type_ in POINTERS and reverse_E is not None:
                 x = x[reverse_E]
             x = x if type_ == Type.CATEGORICAL else x[..., None]
             where = _target(location, type_)
-            out[where] = out[where] + self.layers[name](x)
-        return out[Location.NODE], out[Location.EDGE], out[Location.GRAPH]
+            if where == Location.EDGE:
+                raw.append(x.astype(jnp.float32))
+            else:
+                out[where] = out[where] + self.layers[name](x)
+        return out[Location.NODE], self.edge_features(jnp.concatenate(raw, axis=-1), hidden), out[Location.GRAPH]
+
+    @property
+    def edge_width(self) -> int:
+        """K: the raw columns of the edge features (`EdgeFeatures.raw_ExK`)."""
+        return sum(classes if type_ == Type.CATEGORICAL else 1 for location, type_, classes in self.probes.values()
+                   if _target(location, type_) == Location.EDGE)
+
+    def edge_features(self, raw_ExK, hidden: int) -> EdgeFeatures:
+        """The edge features of raw edge-probe columns (laid out as `__call__` lays them out)."""
+        kernels, bias = [jnp.zeros((0, hidden))], jnp.zeros((hidden,))
+        for name, (location, type_, _) in self.probes.items():
+            if _target(location, type_) == Location.EDGE:
+                layer = self.layers[name]
+                kernels.append(layer.kernel[...])
+                bias = bias + layer.bias[...]
+        return EdgeFeatures(raw_ExK, jnp.concatenate(kernels, axis=0), bias)
 
 
 class _PointerDecoder(nnx.Module):
@@ -88,8 +109,9 @@ class _PointerDecoder(nnx.Module):
         self.edge = nnx.Linear(edge_in, hidden, rngs=rngs)
         self.out = nnx.Linear(hidden, 1, rngs=rngs)
 
-    def __call__(self, h_NxD, e_ExD, graph: Graph):
-        p_ExH = jnp.maximum(self.recv(h_NxD)[graph.receivers], self.send(h_NxD)[graph.senders] + self.edge(e_ExD))
+    def __call__(self, h_NxD, edge, graph: Graph):
+        p_ExH = jnp.maximum(self.recv(h_NxD)[graph.receivers],
+                            self.send(h_NxD)[graph.senders] + edge_linear(self.edge, edge))
         return self.out(p_ExH)[:, 0]
 
 
@@ -124,12 +146,13 @@ class Decoder(nnx.Module):
                 layers[name] = nnx.Linear(node_in, size, rngs=rngs)
         self.layers = nnx.Dict(layers)
 
-    def __call__(self, h_NxD, edge_ExD, graph_fts, graph: Graph) -> dict:
+    def __call__(self, h_NxD, edge, graph_fts, graph: Graph) -> dict:
+        """`edge`: `EdgeFeatures` or the [E, D] array."""
         out = {}
         for name, (location, type_, _) in self.probes.items():
             layer = self.layers[name]
             if type_ in POINTERS:
-                out[name] = layer(h_NxD, edge_ExD, graph)
+                out[name] = layer(h_NxD, edge, graph)
             elif location == Location.GRAPH:
                 y = layer(h_NxD, graph_fts, graph)
                 out[name] = y if type_ == Type.CATEGORICAL else y[:, 0]

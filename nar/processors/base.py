@@ -4,7 +4,10 @@ A processor runs one step of message passing:
 
     hidden, edge_latent = processor(node_fts [N, H], edge_fts [E, H], graph_fts [G, H], graph, hidden [N, H])
 
-`graph` is a `Graph` (the padded processing graph). `edge_latent` is `None` or [E, L] extra edge features for the
+`graph` is a `Graph` (the padded processing graph). A processor whose class sets `factored_edges = True` receives
+the edge features as `EdgeFeatures` instead of an array, and applies its edge weights with
+`edge_linear(layer, edge_fts)`, which never builds the [E, H] features (a large saving on complete graphs) and
+takes an array as well. `edge_latent` is `None` or [E, L] extra edge features for the
 decoders (Triplet-GMPNN's). The model loop only carries what the processor returns.
 
 Before each step the model asks `history(node_fts, hidden, closed=...)` what may cross from the previous step. That
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax.numpy as jnp
 from flax import nnx
 
 
@@ -50,11 +54,55 @@ class Graph(NamedTuple):
         return self.n_node.shape[0]
 
 
+class EdgeFeatures(NamedTuple):
+    """Edge features kept factored: [E, H] = raw [E, K] @ kernel [K, H] + bias [H], then the processor's edge latents
+    [E, L] (if any) as further columns.
+
+    raw holds the edge-located probes' feature forms side by side (K is their width: 1 per scalar, mask or pointer
+    probe, C per categorical one), kernel their encoders' stacked kernels and bias the sum of their biases: exactly
+    the sum of the per-probe encodings. Every consumer applies a linear map first (a processor's edge weight, a
+    pointer decoder's edge term), and `linear` folds that map into the kernel (K x H x H' once) instead of
+    multiplying the [E, H] features (E x H x H'): on a complete message graph, n^2 H^2 per step and probe saved,
+    about two thirds of MPNN's evaluation time at n = 256. `dense()` is the [E, H (+ L)] array itself."""
+
+    raw_ExK: Any
+    kernel_KxH: Any
+    bias_H: Any
+    latent_ExL: Any = None
+
+    def dense(self):
+        """The features as one array [E, H (+ L)]."""
+        x = self.raw_ExK @ self.kernel_KxH + self.bias_H
+        return x if self.latent_ExL is None else jnp.concatenate([x, self.latent_ExL], axis=-1)
+
+    def linear(self, layer: nnx.Linear):
+        """layer(self.dense()), computed without materialising the encoded features."""
+        w = layer.kernel[...]
+        H = self.kernel_KxH.shape[1]
+        w_KxD, K = self.kernel_KxH @ w[:H], self.raw_ExK.shape[1]
+        y = jnp.broadcast_to(self.bias_H @ w[:H], (self.raw_ExK.shape[0], w.shape[1]))
+        if K > 8:
+            y = y + self.raw_ExK @ w_KxD
+        else:  # a few columns (K <= 3 for every built-in algorithm) as broadcast products: elementwise, so XLA fuses
+            for k in range(K):  # them into the consumer's sums instead of writing an [E, D] product first
+                y = y + self.raw_ExK[:, k, None] * w_KxD[k]
+        if layer.bias is not None:
+            y = y + layer.bias[...]
+        return y if self.latent_ExL is None else y + self.latent_ExL @ w[H:]
+
+
+def edge_linear(layer: nnx.Linear, edge_fts):
+    """layer(edge_fts) for edge features given as an [E, H] array or factored (`EdgeFeatures`, folded)."""
+    return edge_fts.linear(layer) if isinstance(edge_fts, EdgeFeatures) else layer(edge_fts)
+
+
 class Processor(nnx.Module):
     """Base class: subclasses implement `__call__` with the signature in the module docstring."""
 
     #: Width of the edge latent returned to the decoders (0: none).
     edge_latent_size: int = 0
+    #: Whether `__call__` takes the edge features factored (`EdgeFeatures`), not as [E, H].
+    factored_edges: bool = False
 
     def history(self, node_fts, hidden, *, closed: bool = False):
         """(the history the step may use [N, H], {name: [N] per-node statistic}). `closed` shuts a learned gate."""

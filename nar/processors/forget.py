@@ -28,6 +28,7 @@ class Forget(Processor):
     def __init__(self, hidden: int, *, rngs: nnx.Rngs, base: Processor, history_gate: bool = False):
         self.base = base
         self.edge_latent_size = base.edge_latent_size
+        self.factored_edges = base.factored_edges
         self.gated = history_gate
         if history_gate:
             self.gate_in = nnx.Linear(2 * hidden, hidden, rngs=rngs)

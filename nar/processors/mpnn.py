@@ -27,12 +27,15 @@ import jax.numpy as jnp
 from flax import nnx
 
 from nar.model.segment import segment_max
-from nar.processors.base import Graph, Processor
+from nar.processors.base import Graph, Processor, edge_linear
 
 
 class MPNN(Processor):
     """CLRS's MPNN/PGN step (max aggregation over the message graph, masked by `graph.edge_mask` when set),
-    optionally gated and with triplets."""
+    optionally gated and with triplets. Edge features come factored (`EdgeFeatures`): We e_ji and the triplets'
+    edge terms are folded into the encoders' kernels."""
+
+    factored_edges = True
     def __init__(self, hidden: int, *, rngs: nnx.Rngs, layer_norm: bool = True, gated: bool = False,
                  triplets: bool = False, triplet_features: int = 8, edge_size: int | None = None):
         H = hidden
@@ -59,20 +62,20 @@ class MPNN(Processor):
         self.gated = gated
         self.triplets = triplets
 
-    def messages(self, z_NxH2, edge_fts_ExH, graph_fts_GxH, graph: Graph):
+    def messages(self, z_NxH2, edge_fts, graph_fts_GxH, graph: Graph):
         """Aggregated messages m [N, H] (max over each node's incoming edges, those of `graph.edge_mask` only when
         it is set)."""
         msg_ExH = (self.m_recv(z_NxH2)[graph.receivers] + self.m_send(z_NxH2)[graph.senders]
-                   + self.m_edge(edge_fts_ExH) + self.m_graph(graph_fts_GxH)[graph.edge_graph])
+                   + edge_linear(self.m_edge, edge_fts) + self.m_graph(graph_fts_GxH)[graph.edge_graph])
         msg_ExH = self.mlp2(jax.nn.relu(self.mlp1(jax.nn.relu(msg_ExH))))
         if graph.edge_mask is not None:
             msg_ExH = jnp.where(graph.edge_mask[:, None], msg_ExH, -jnp.inf)
         return segment_max(msg_ExH, graph.receivers, graph.num_nodes, sorted_=True)
 
-    def triplet_latents(self, z_NxH2, edge_fts_ExH, graph_fts_GxH, graph: Graph):
+    def triplet_latents(self, z_NxH2, edge_fts, graph_fts_GxH, graph: Graph):
         """Edge latents eps [E, H] from the max over each edge's triplets (module docstring)."""
         F = self.t_graph.out_features
-        tn_Nx3F, te_Ex3F = self.t_node(z_NxH2), self.t_edge(edge_fts_ExH)
+        tn_Nx3F, te_Ex3F = self.t_node(z_NxH2), edge_linear(self.t_edge, edge_fts)
         tg_GxF = self.t_graph(graph_fts_GxH)
         if graph.dense_nodes is not None:
             t_ExF = _dense_triplet_max(tn_Nx3F, te_Ex3F, tg_GxF, graph, F)

@@ -50,7 +50,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from nar.model.segment import segment_max_pick
-from nar.processors.base import Graph, Processor
+from nar.processors.base import Graph, Processor, edge_linear
 
 VALUATIONS = ("log1p", "log")
 # Layouts of the tropical projections (module docstring): the released code's first (the default).
@@ -125,6 +125,8 @@ def tropical_attention(q_NxHxD, k_NxHxD, v_NxHxD, eps_ExHxD, graph: Graph):
 class Tropical(Processor):
     """Multi-head tropical attention over in-neighbours, in a post-LN Transformer block (module docstring)."""
 
+    factored_edges = True  # the edge weights fold into the encoders' kernels (`EdgeFeatures.linear`)
+
     def __init__(self, hidden: int, *, rngs: nnx.Rngs, heads: int = 4, valuation: str = "log1p",
                  layer_norm: bool = True, gated: bool = False, tropical_maps: str = "head_shared",
                  tropical_bias: bool = False, tropical_skip: bool = False):
@@ -167,7 +169,7 @@ class Tropical(Processor):
             return maxplus_matmul(u_NxHxK.reshape(N * self.heads, -1), w).reshape(N, self.heads, -1)
         return jax.vmap(maxplus_matmul, in_axes=(1, 0), out_axes=1)(u_NxHxK, w)  # per_head: w [heads, d_k, d_k]
 
-    def attend(self, x_NxI, edge_fts_ExH, graph_fts_GxH, graph: Graph):
+    def attend(self, x_NxI, edge_fts, graph_fts_GxH, graph: Graph):
         """The tropical attention, devalued, before the output projection: [N, d]. `x` is what the Euclidean Q/K/V
         maps read: X = P z by default, z itself with `tropical_skip`."""
         N = x_NxI.shape[0]
@@ -175,7 +177,7 @@ class Tropical(Processor):
         lam = self.shift[...]
         u_q, u_k, u_v = (u - lam for u in jnp.split(valuation(pre, self.variant), 3, axis=-1))
         q, k, v = self.project(u_q, self.w_q[...]), self.project(u_k, self.w_k[...]), self.project(u_v, self.w_v[...])
-        eps = self.edge_weight(edge_fts_ExH).reshape(edge_fts_ExH.shape[0], self.heads, -1)
+        eps = edge_linear(self.edge_weight, edge_fts).reshape(graph.num_edges, self.heads, -1)
         return devaluation(tropical_attention(q, k, v, eps, graph), self.variant).reshape(N, -1)
 
     def __call__(self, node_fts, edge_fts, graph_fts, graph: Graph, hidden):
