@@ -3,7 +3,8 @@
 Reports train steps/s and eval graphs/s (after compilation, on a fixed batch: the model alone, not the data
 pipeline, which `make bench-data` measures), compile seconds, peak memory, FLOPs per train step and per eval batch
 from XLA's cost analysis (taken on a fully unrolled copy of the time loop, because XLA counts a loop body once),
-the achieved GFLOP/s, and the machine's float32 matmul rate measured with a large `jnp.dot` for scale.
+the achieved GFLOP/s, and the machine's float32 matmul rate measured with a large `jnp.dot` for scale. With
+`--profile`, the XLA instructions that take each mode's time (`nar.bench.profile`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 import nar
 from nar.algorithms import get_algorithm
 from nar.bench import environment, peak_memory_bytes
+from nar.bench.profile import format_op_times, op_times
 from nar.config import from_dict
 from nar.data import generate
 from nar.data.batch import make_batch
@@ -54,7 +57,10 @@ def _flops(lowered) -> float:
 
 
 def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidden: int, message_graph=None,
-          graph: str | None = None, degree: float = 5.0, steps: int = 10, mode: str = "both", seed: int = 0) -> dict:
+          graph: str | None = None, degree: float = 5.0, steps: int = 10, mode: str = "both", seed: int = 0,
+          profile: bool = False) -> dict:
+    """Speed of one configuration (module docstring); `profile` adds each mode's top XLA instructions by time
+    (`nar.bench.profile.op_times`)."""
     overrides = {"model": {"algorithm": algorithm, "processor": processor, "hidden": hidden,
                            **({"message_graph": message_graph} if message_graph else {})},
                  "train": {"batch_size": batch_size}}
@@ -89,6 +95,7 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
                 jax.block_until_ready(loss)
 
             seconds = min(_timed(run) for _ in range(2))
+            train_profile = op_times(trainer._step, params, opt, batch, key, np.float32(0.0)) if profile else None
             trainer.model.scan_unroll = pad.steps
             graphdef, _ = nnx.split(trainer.model)
             trainer.graphdef = graphdef
@@ -100,6 +107,8 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
         out["train"] = {"steps_per_s": rate, "compile_s": t_compile, "flops_per_step": flops,
                         "gflops_per_s": flops * rate / 1e9,
                         "estimate_bytes": estimate_bytes(pad, hidden, True, tf, processor=processor)}
+        if profile:
+            out["train"]["profile"] = train_profile
     else:
         model = nar.build_model(config)
     if mode in ("both", "eval"):
@@ -108,6 +117,7 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
         params = nnx.to_pure_dict(nnx.split(model)[1])
         t_compile = _timed(lambda: ev(params, [batch]))
         seconds = min(_timed(lambda: jax.block_until_ready(ev._counts(params, batch))) for _ in range(3))
+        eval_profile = op_times(ev._counts, params, batch) if profile else None
         model.scan_unroll = pad.steps
         ev_unrolled = Evaluator(model)
         flops = _flops(ev_unrolled._counts.lower(params, batch))
@@ -115,6 +125,8 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
         out["eval"] = {"graphs_per_s": batch_size / seconds, "compile_s": t_compile, "flops_per_batch": flops,
                        "gflops_per_s": flops / seconds / 1e9,
                        "estimate_bytes": estimate_bytes(pad, hidden, False, tf, processor=processor)}
+        if profile:
+            out["eval"]["profile"] = eval_profile
     out["peak_memory_bytes"] = peak_memory_bytes()
     return out
 
@@ -134,13 +146,15 @@ def main(argv=None) -> int:
     p.add_argument("--mode", choices=("both", "train", "eval"), default="both",
                    help="what to time (default both)")
     p.add_argument("--matmul", action="store_true", help="also measure the float32 matmul rate")
+    p.add_argument("--profile", action="store_true",
+                   help="also list the XLA instructions that take the time (CPU), per mode")
     p.add_argument("--json", action="store_true", help="the measurements as JSON")
     args = p.parse_args(argv)
     try:
         if not 0 <= args.degree < math.inf:
             raise ValueError(f"--degree must be a finite number >= 0, got {args.degree}")
         res = bench(args.algorithm, args.processor, args.num_nodes, args.batch_size, args.hidden, args.message_graph,
-                    args.graph, args.degree, args.steps, args.mode)
+                    args.graph, args.degree, args.steps, args.mode, profile=args.profile)
     except (ValueError, MemoryError) as e:
         print(f"nar bench speed: error: {e}", file=sys.stderr)
         return 2
@@ -161,6 +175,9 @@ def main(argv=None) -> int:
         e = res["eval"]
         print(f"  eval:  {e['graphs_per_s']:.1f} graphs/s, compile {e['compile_s']:.1f}s, "
               f"{e['flops_per_batch'] / 1e9:.2f} GFLOP/batch, {e['gflops_per_s']:.1f} GFLOP/s")
+    for mode in ("train", "eval"):
+        if "profile" in res.get(mode, {}):
+            print(format_op_times(res[mode]["profile"], mode))
     print(f"  peak memory {res['peak_memory_bytes'] / 2**20:.0f} MiB"
           + (f", matmul {res['matmul_gflops_per_s']:.1f} GFLOP/s" if "matmul_gflops_per_s" in res else ""))
     return 0
