@@ -70,7 +70,6 @@ def _losses(run: Path) -> dict[int, float]:
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("distributed")
     env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(tmp / "cache"), "JAX_PLATFORMS": "cpu"}
-    env.pop("XLA_FLAGS", None)
     one, four, multi = tmp / "one", tmp / "four", tmp / "multi"
     port = _free_port()
     multi_cmds = [_train_cmd(multi, SPLIT, "--cpu-devices", "2", "--num-processes", "2", "--process-id", str(i),

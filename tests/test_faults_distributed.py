@@ -39,7 +39,6 @@ def start(tmp_path):
     """Start a command in the background (stderr captured); every process still running at the end is killed."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "cache"),
            "NAR_HEARTBEAT_TIMEOUT": str(HEARTBEAT)}
-    env.pop("XLA_FLAGS", None)
     procs = []
 
     def run(cmd):

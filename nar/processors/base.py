@@ -30,7 +30,7 @@ class Graph(NamedTuple):
     senders: Any  # [E] int32
     receivers: Any  # [E] int32
     node_graph: Any  # [N] int32 graph slot of each node
-    edge_graph: Any  # [E] int32 graph slot of each edge
+    edge_graph: Any  # [E] int32 graph slot of each edge: its receiver's, node_graph[receivers]
     n_node: Any  # [G] int32
     triplets: Any = None  # [P, 3] int32 (i->j, i->k, j->k) edge indices sorted by j->k, padding rows -1
     dense_nodes: Any = None  # [G - 1, M] int32 node ids per sample slot (-1: none): dense complete-graph triplets

@@ -65,8 +65,11 @@ class MPNN(Processor):
     def messages(self, z_NxH2, edge_fts, graph_fts_GxH, graph: Graph):
         """Aggregated messages m [N, H] (max over each node's incoming edges, those of `graph.edge_mask` only when
         it is set)."""
-        msg_ExH = (self.m_recv(z_NxH2)[graph.receivers] + self.m_send(z_NxH2)[graph.senders]
-                   + edge_linear(self.m_edge, edge_fts) + self.m_graph(graph_fts_GxH)[graph.edge_graph])
+        # The graph term rides on the receiver's (an edge's graph is its receiver's): one gather of [N, H] rows
+        # per edge instead of two.
+        recv_NxH = self.m_recv(z_NxH2) + self.m_graph(graph_fts_GxH)[graph.node_graph]
+        msg_ExH = (recv_NxH[graph.receivers] + self.m_send(z_NxH2)[graph.senders]
+                   + edge_linear(self.m_edge, edge_fts))
         msg_ExH = self.mlp2(jax.nn.relu(self.mlp1(jax.nn.relu(msg_ExH))))
         if graph.edge_mask is not None:
             msg_ExH = jnp.where(graph.edge_mask[:, None], msg_ExH, -jnp.inf)
