@@ -101,6 +101,7 @@ def test_model_predictions_equal_the_unfactored_computation(processor, algorithm
     assert np.isfinite(factored.hidden).all()
 
 
-def test_fold_edge_weights_must_be_a_bool():
-    with pytest.raises(ValueError, match="fold_edge_weights must be true or false"):
-        ModelConfig(fold_edge_weights="yes")
+@pytest.mark.parametrize("field", ["fold_edge_weights", "skip_padded_steps"])
+def test_switches_must_be_bools(field):
+    with pytest.raises(ValueError, match="fold_edge_weights and skip_padded_steps must be true or false.*'yes'"):
+        ModelConfig(**{field: "yes"})

@@ -70,6 +70,9 @@ class ModelConfig:
     # without the [E, H] x [H, H] products. false materialises the [E, H] features first; the compiled programs need
     # it, as their exactness rests on the order of float additions (`nar.compiled`).
     fold_edge_weights: bool = True
+    # Skip the computation of hint steps no sample of the batch reaches (`lax.cond` in the scan): same results,
+    # about 15% less training time per step in CLRS's protocol, about 2 s more compilation per padded shape.
+    skip_padded_steps: bool = True
 
     def __post_init__(self):
         if self.algorithm not in SPECS:
@@ -97,8 +100,9 @@ class ModelConfig:
                   (isinstance(self.tropical_bias, bool) and isinstance(self.tropical_skip, bool),
                    f"tropical_bias and tropical_skip must be true or false, got {self.tropical_bias!r} and "
                    f"{self.tropical_skip!r}"),
-                  (isinstance(self.fold_edge_weights, bool),
-                   f"fold_edge_weights must be true or false, got {self.fold_edge_weights!r}"),
+                  (isinstance(self.fold_edge_weights, bool) and isinstance(self.skip_padded_steps, bool),
+                   f"fold_edge_weights and skip_padded_steps must be true or false, got {self.fold_edge_weights!r} "
+                   f"and {self.skip_padded_steps!r}"),
                   (self.pointer_encoding in POINTER_ENCODINGS, f"pointer_encoding must be one of "
                                                                f"{POINTER_ENCODINGS}, got {self.pointer_encoding!r}"),
                   (self.message_graph in (None, "complete", "input"),
@@ -267,7 +271,19 @@ class Model(nnx.Module):
         truth_seq = {n: batch.hints[n][1:num_steps + 1] for n in self.hint_probes}
         xs = (jnp.arange(num_steps), truth_seq, jax.random.split(k_steps, num_steps))
         carry0 = (jnp.zeros((graph.num_nodes, H)), hint_truth, outs0)
-        (_, _, last), (hint_logits, sums, states) = jax.lax.scan(step, carry0, xs, unroll=self.scan_unroll)
+        # A step that no sample reaches (t + 1 >= every length, after step 0) changes nothing that is scored: its
+        # hints are padding and every output is frozen. With the batch's steps padded to its pad group's bucket, a
+        # sixth of the steps or more are such; `skip_padded_steps` skips their computation (carry kept, zeros out).
+        last_step = jnp.max(batch.lengths) - 1
+
+        def step_or_skip(carry, xs):
+            t = xs[0]
+            zeros = lambda c, x: (c, jax.tree.map(jnp.zeros_like, jax.eval_shape(step, c, x)[1]))  # noqa: E731
+            return jax.lax.cond((t == 0) | (t < last_step), step, zeros, carry, xs)
+
+        # Benchmarks unroll the loop to count every step's FLOPs, skipped or not.
+        body = step_or_skip if cfg.skip_padded_steps and self.scan_unroll == 1 else step
+        (_, _, last), (hint_logits, sums, states) = jax.lax.scan(body, carry0, xs, unroll=self.scan_unroll)
         stats = {n: total.sum() / jnp.maximum(count.sum(), 1) for n, (total, count) in sums.items()}
         h_last, raw_last, latent_last, graph_last = last
         edge_last = self._decoder_edges(self.encoder.edge_features(raw_last, H), latent_last)
