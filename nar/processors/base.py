@@ -62,8 +62,8 @@ class EdgeFeatures(NamedTuple):
     probe, C per categorical one), kernel their encoders' stacked kernels and bias the sum of their biases: exactly
     the sum of the per-probe encodings. Every consumer applies a linear map first (a processor's edge weight, a
     pointer decoder's edge term), and `linear` folds that map into the kernel (K x H x H' once) instead of
-    multiplying the [E, H] features (E x H x H'): on a complete message graph, n^2 H^2 per step and probe saved,
-    about two thirds of MPNN's evaluation time at n = 256. `dense()` is the [E, H (+ L)] array itself."""
+    multiplying the [E, H] features (E x H x H'): on a complete message graph, n^2 H^2 per step and consumer
+    saved, half of MPNN's evaluation FLOPs at n = 256 (docs/benchmarks.md). `dense()` is the [E, H (+ L)] array."""
 
     raw_ExK: Any
     kernel_KxH: Any
