@@ -244,6 +244,8 @@ def _coerce(section: str, key: str, value: Any, field: dataclasses.Field) -> Any
     elif kind == "float":
         if not _is_number(value) or (isinstance(value, int) and abs(value) > sys.float_info.max):
             raise ValueError(f"{name} must be a finite number, got {value!r}")  # (that int would overflow float())
+        if isinstance(value, int) and float(value) != value:  # rounding it would change the value silently
+            raise ValueError(f"{name} must be a number a float holds exactly, got {value!r}")
         value = float(value)
     elif not isinstance(value, str):
         raise ValueError(f"{name} must be a string, got {value!r}")

@@ -105,6 +105,8 @@ def expected_valid(key: str, value) -> bool:
         return ok
     if not (_is_int(value) or isinstance(value, float)) or abs(value) > sys.float_info.max or not math.isfinite(value):
         return False
+    if _is_int(value) and float(value) != value:  # an integer a float cannot hold exactly is refused, not rounded
+        return False
     return value > 0 if key in ABOVE_ZERO else 0 <= value <= 1 if key in UNIT else value >= 0
 
 

@@ -15,9 +15,11 @@ forward pass / a training step; `_step` counts are what the backward pass keeps 
 step's hint predictions, which the model returns stacked, and the metrics' temporaries over them. Only tropical
 attention has an `n_train_hh` term: the backward pass of its max-plus projection holds [N, H, H] tensors. The counts of
 `FOOTPRINTS` were read off XLA's memory analysis of the compiled jitted step (temporaries plus arguments, CPU,
-H = 128 (MPNN also 64), BFS and Bellman-Ford) and rounded up; `tests/test_memory_model.py` checks them against fresh
-measurements and docs/scaling.md ("Memory model") tabulates them. GraphFSA's tensors are [N, states] and
-[E, states], not [., H]: its counts are in floats, independent of H, and its hint predictions have no edge term.
+H = 128 (MPNN also 64), BFS and Bellman-Ford) and rounded up; the evaluation edge counts were measured again
+(H = 32) after the edge weights were folded into the encoders (`EdgeFeatures`), which keeps 3 fewer [E, H]
+tensors; `tests/test_memory_model.py` checks them against fresh measurements and docs/scaling.md ("Memory
+model") tabulates them. GraphFSA's tensors are [N, states] and [E, states], not [., H]: its counts are in floats,
+independent of H, and its hint predictions have no edge term.
 
 `check_plan` runs before any data is drawn or model built (`nar train`, `nar eval`, `nar bench`): the parameters,
 counted with `nnx.eval_shape` (which allocates nothing), times the copies a run holds, plus a batch of the
@@ -73,19 +75,19 @@ class Footprint:
     edge_hints: bool = True  # False: hint predictions are per node only (GraphFSA predicts its node hint alone)
 
 
-_MPNN = Footprint(n_eval=13, e_eval=6.5, n_train=24, e_train=9.5, n_step=11, e_step=8)
-_GMPNN = Footprint(n_eval=14, e_eval=6.5, n_train=24, e_train=9.5, n_step=17, e_step=8)  # the gate: 6 H per step
+_MPNN = Footprint(n_eval=13, e_eval=3.5, n_train=24, e_train=9.5, n_step=11, e_step=8)
+_GMPNN = Footprint(n_eval=14, e_eval=3.5, n_train=24, e_train=9.5, n_step=17, e_step=8)  # the gate: 6 H per step
 FOOTPRINTS: dict[str, Footprint] = {
     "mpnn": _MPNN,
     "pgn": _MPNN,  # MPNN's equations, messages masked ([E] booleans per step, small beside the [E, H] tensors)
     "pgn_mask": _MPNN,  # MPNN's equations on the input message graph
     "gmpnn": _GMPNN,
-    "triplet_mpnn": Footprint(n_eval=10, e_eval=8.5, n_train=18, e_train=15, n_step=11, e_step=11,
+    "triplet_mpnn": Footprint(n_eval=10, e_eval=5.5, n_train=18, e_train=15, n_step=11, e_step=11,
                               t_eval=4.5, t_train=5.5, t_step=1),
-    "triplet_gmpnn": Footprint(n_eval=10, e_eval=8.5, n_train=18, e_train=15, n_step=17, e_step=11,
+    "triplet_gmpnn": Footprint(n_eval=10, e_eval=5.5, n_train=18, e_train=15, n_step=17, e_step=11,
                                t_eval=4.5, t_train=5.5, t_step=1),
     # n_train_hh: the default per-head maps (tropical_maps = "head_shared"); "full" (d x d maps) needs about 6.5
-    "tropical": Footprint(n_eval=23, e_eval=6.5, n_train=4, e_train=8, n_step=36, e_step=5, n_train_hh=1.0),
+    "tropical": Footprint(n_eval=23, e_eval=3, n_train=4, e_train=8, n_step=36, e_step=5, n_train_hh=1.0),
     # The wrappers around their default base, MPNN (their own history terms are [N, H] per step).
     "forgetnet": _MPNN,
     "g_forgetnet": _GMPNN,
