@@ -3,7 +3,7 @@
 Reports train steps/s and eval graphs/s (after compilation, on a fixed batch: the model alone, not the data
 pipeline, which `make bench-data` measures), compile seconds, peak memory, FLOPs per train step and per eval batch
 from XLA's cost analysis (taken on a fully unrolled copy of the time loop, because XLA counts a loop body once),
-the achieved GFLOP/s, and the machine's float32 matmul rate measured with a large `jnp.dot` for scale. With
+the achieved GFLOP/s, and the machine's matmul rate measured with a large `jnp.dot` for scale. With
 `--profile`, the XLA instructions that take each mode's time (`nar.bench.profile`).
 """
 
@@ -33,10 +33,11 @@ from nar.model.memory import check_fits, check_plan, estimate_bytes, family_degr
 from nar.train import Trainer, initial_state
 
 
-def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """Best float32 matmul rate of the default device, GFLOP/s."""
-    a = jnp.ones((size, size), jnp.float32)
-    f = jax.jit(lambda x: x @ x)
+def matmul_gflops(size: int = 2048, repeats: int = 5, dtype: str = "float32") -> float:
+    """Best matmul rate of the default device, GFLOP/s: float32, or `dtype` operands with float32 accumulation (as
+    `model.dtype` multiplies)."""
+    a = jnp.ones((size, size), dtype)
+    f = jax.jit(lambda x: jnp.matmul(x, x, preferred_element_type=jnp.float32))
     f(a).block_until_ready()
     best = min(_timed(lambda: f(a).block_until_ready()) for _ in range(repeats))
     return 2 * size**3 / best / 1e9
@@ -58,10 +59,10 @@ def _flops(lowered) -> float:
 
 def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidden: int, message_graph=None,
           graph: str | None = None, degree: float = 5.0, steps: int = 10, mode: str = "both", seed: int = 0,
-          profile: bool = False) -> dict:
+          profile: bool = False, dtype: str = "float32") -> dict:
     """Speed of one configuration (module docstring); `profile` adds each mode's top XLA instructions by time
     (`nar.bench.profile.op_times`)."""
-    overrides = {"model": {"algorithm": algorithm, "processor": processor, "hidden": hidden,
+    overrides = {"model": {"algorithm": algorithm, "processor": processor, "hidden": hidden, "dtype": dtype,
                            **({"message_graph": message_graph} if message_graph else {})},
                  "train": {"batch_size": batch_size}}
     config = from_dict(overrides)
@@ -75,7 +76,7 @@ def bench(algorithm: str, processor: str, num_nodes: int, batch_size: int, hidde
     pad = batch.pad_sizes
     out = {"algorithm": algorithm, "processor": processor, "message_graph": kind, "graph": extra.get("graph", "keys"),
            "degree": degree if graph == "sparse_er" else None, "num_nodes": num_nodes, "batch_size": batch_size,
-           "hidden": hidden, "padded": {"nodes": pad.nodes, "edges": pad.edges, "steps": pad.steps,
+           "hidden": hidden, "dtype": dtype, "padded": {"nodes": pad.nodes, "edges": pad.edges, "steps": pad.steps,
                                         "triplets": pad.triplets},
            "edges_per_graph": float(tb.n_edge.mean()), "hint_steps_max": int(tb.n_step.max())}
     if mode in ("both", "train"):
@@ -145,7 +146,9 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=10, help="timed train steps")
     p.add_argument("--mode", choices=("both", "train", "eval"), default="both",
                    help="what to time (default both)")
-    p.add_argument("--matmul", action="store_true", help="also measure the float32 matmul rate")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="the model's matmul operands (model.dtype, default float32)")
+    p.add_argument("--matmul", action="store_true", help="also measure the matmul rate (of --dtype operands)")
     p.add_argument("--profile", action="store_true",
                    help="also list the XLA instructions that take the time (CPU), per mode")
     p.add_argument("--json", action="store_true", help="the measurements as JSON")
@@ -154,19 +157,20 @@ def main(argv=None) -> int:
         if not 0 <= args.degree < math.inf:
             raise ValueError(f"--degree must be a finite number >= 0, got {args.degree}")
         res = bench(args.algorithm, args.processor, args.num_nodes, args.batch_size, args.hidden, args.message_graph,
-                    args.graph, args.degree, args.steps, args.mode, profile=args.profile)
+                    args.graph, args.degree, args.steps, args.mode, profile=args.profile, dtype=args.dtype)
     except (ValueError, MemoryError) as e:
         print(f"nar bench speed: error: {e}", file=sys.stderr)
         return 2
     if args.matmul:
-        res["matmul_gflops_per_s"] = matmul_gflops()
+        res["matmul_gflops_per_s"] = matmul_gflops(dtype=args.dtype)
     res["environment"] = environment()
     res["command"] = "nar bench speed " + " ".join(sys.argv[3:] if argv is None else argv)
     if args.json:
         print(json.dumps(res, indent=1))
         return 0
     print(f"{res['algorithm']} / {res['processor']} ({res['message_graph']} graph, {res['graph']}), "
-          f"n={res['num_nodes']}, batch {res['batch_size']}, hidden {res['hidden']}, padded {res['padded']}")
+          f"n={res['num_nodes']}, batch {res['batch_size']}, hidden {res['hidden']}, {res['dtype']}, "
+          f"padded {res['padded']}")
     if "train" in res:
         t = res["train"]
         print(f"  train: {t['steps_per_s']:.2f} steps/s, compile {t['compile_s']:.1f}s, "

@@ -37,6 +37,7 @@ HINT_REPRED = ("soft", "hard", "hard_on_eval")
 # pointer. "child": the edge p_i -> i, so node i hears its own pointer; the compiled programs (`nar.compiled`) read
 # their own parent from it, and runs written before this option existed used it.
 POINTER_ENCODINGS = ("clrs", "child")
+DTYPES = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +74,10 @@ class ModelConfig:
     # Skip the computation of hint steps no sample of the batch reaches (`lax.cond` in the scan): same results,
     # about 15% less training time per step in CLRS's protocol, about 2 s more compilation per padded shape.
     skip_padded_steps: bool = True
+    # The operand type of every linear layer's matmul: "bfloat16" multiplies in bfloat16 with float32 accumulation,
+    # parameters, biases and everything else in float32 (`use_matmul_dtype`). float32 stays the default: on this
+    # project's CPUs bfloat16 is not faster (docs/benchmarks.md, "bfloat16").
+    dtype: str = "float32"
 
     def __post_init__(self):
         if self.algorithm not in SPECS:
@@ -103,6 +108,7 @@ class ModelConfig:
                   (isinstance(self.fold_edge_weights, bool) and isinstance(self.skip_padded_steps, bool),
                    f"fold_edge_weights and skip_padded_steps must be true or false, got {self.fold_edge_weights!r} "
                    f"and {self.skip_padded_steps!r}"),
+                  (self.dtype in DTYPES, f"dtype must be one of {DTYPES}, got {self.dtype!r}"),
                   (self.pointer_encoding in POINTER_ENCODINGS, f"pointer_encoding must be one of "
                                                                f"{POINTER_ENCODINGS}, got {self.pointer_encoding!r}"),
                   (self.message_graph in (None, "complete", "input"),
@@ -206,6 +212,8 @@ class Model(nnx.Module):
         # Unrolling of the time loop: 1 in normal use; benchmarks unroll fully so that XLA's cost analysis counts
         # every step (it counts a loop body once).
         self.scan_unroll = 1
+        if config.dtype != "float32":
+            use_matmul_dtype(self, getattr(jnp, config.dtype))
 
     def __call__(self, batch: Batch, key=None, *, train: bool = False, closed_gate: bool = False,
                  trace: bool = False) -> Predictions:
@@ -301,6 +309,23 @@ class Model(nnx.Module):
         (`fold_edge_weights`) or as one [E, H + L] array."""
         edge_fts = edge_fts._replace(latent_ExL=latent)
         return edge_fts if self.config.fold_edge_weights else edge_fts.dense()
+
+
+def use_matmul_dtype(model: nnx.Module, dtype) -> None:
+    """Every `nnx.Linear` of `model` multiplies its input and kernel cast to `dtype`, accumulating in float32; the
+    parameters stay float32 (the optimiser updates them in full precision) and the bias is added in float32."""
+    for _, module in nnx.iter_modules(model):
+        if isinstance(module, nnx.Linear):
+            module.dtype, module.preferred_element_type = dtype, jnp.float32
+            module.promote_dtype = _cast_operands
+
+
+def _cast_operands(arrays, *, dtype=None, inexact=True):
+    """flax's `promote_dtype` hook for `use_matmul_dtype`: (inputs, kernel) cast to `dtype`, the bias left alone.
+    A module-level function, so that two models' graph definitions compare equal (no recompilation)."""
+    del inexact
+    x, kernel, bias = arrays
+    return x.astype(dtype), kernel.astype(dtype), bias
 
 
 def _broadcast(flag_G, probe, graph: Graph, like):

@@ -83,21 +83,22 @@ class Encoder(nnx.Module):
                 out[where] = out[where] + self.layers[name](x)
         return out[Location.NODE], self.edge_features(jnp.concatenate(raw, axis=-1), hidden), out[Location.GRAPH]
 
+    def _edge_layers(self):
+        """The encoders of the probes that become edge features, in the order of `EdgeFeatures.raw_ExK`'s columns."""
+        return [self.layers[name] for name, (location, type_, _) in self.probes.items()
+                if _target(location, type_) == Location.EDGE]
+
     @property
     def edge_width(self) -> int:
         """K: the raw columns of the edge features (`EdgeFeatures.raw_ExK`)."""
-        return sum(classes if type_ == Type.CATEGORICAL else 1 for location, type_, classes in self.probes.values()
-                   if _target(location, type_) == Location.EDGE)
+        return sum(layer.in_features for layer in self._edge_layers())
 
     def edge_features(self, raw_ExK, hidden: int) -> EdgeFeatures:
         """The edge features of raw edge-probe columns (laid out as `__call__` lays them out)."""
-        kernels, bias = [jnp.zeros((0, hidden))], jnp.zeros((hidden,))
-        for name, (location, type_, _) in self.probes.items():
-            if _target(location, type_) == Location.EDGE:
-                layer = self.layers[name]
-                kernels.append(layer.kernel[...])
-                bias = bias + layer.bias[...]
-        return EdgeFeatures(raw_ExK, jnp.concatenate(kernels, axis=0), bias)
+        layers = self._edge_layers()
+        kernel_KxH = jnp.concatenate([jnp.zeros((0, hidden))] + [layer.kernel[...] for layer in layers], axis=0)
+        bias_H = sum((layer.bias[...] for layer in layers), jnp.zeros((hidden,)))
+        return EdgeFeatures(raw_ExK, kernel_KxH, bias_H)
 
 
 class _PointerDecoder(nnx.Module):
