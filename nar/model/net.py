@@ -75,8 +75,8 @@ class ModelConfig:
     # about 15% less training time per step in CLRS's protocol, about 2 s more compilation per padded shape.
     skip_padded_steps: bool = True
     # The operand type of every linear layer's matmul: "bfloat16" multiplies in bfloat16 with float32 accumulation,
-    # parameters, biases and everything else in float32 (`use_matmul_dtype`). float32 stays the default: on this
-    # project's CPUs bfloat16 is not faster (docs/benchmarks.md, "bfloat16").
+    # parameters, biases and everything else in float32 (`use_matmul_dtype`). float32 stays the default: on the
+    # 2-core CPU machine bfloat16 trains slower, at the same accuracy (docs/benchmarks.md, "bfloat16").
     dtype: str = "float32"
 
     def __post_init__(self):
