@@ -81,6 +81,12 @@ def test_unknown_dtype_is_refused():
         ModelConfig(dtype="float16")
 
 
+@pytest.mark.parametrize("processor", ["graphfsa", "dnar"])
+def test_fsa_and_discrete_models_refuse_bfloat16_rather_than_ignore_it(processor):
+    with pytest.raises(ValueError, match=f"dtype 'bfloat16' applies to the message-passing models; '{processor}'"):
+        ModelConfig(algorithm="bfs", processor=processor, dtype="bfloat16")
+
+
 def test_speed_benchmark_times_the_same_work_in_either_dtype():
     """`nar bench speed --dtype`: the option reaches the model, which does the same work: XLA counts the same dots
     plus one operation per element cast to bfloat16."""

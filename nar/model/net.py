@@ -86,6 +86,10 @@ class ModelConfig:
             check_fsa_algorithm(self.algorithm)
         if get_processor(self.processor).discrete:
             check_discrete_algorithm(self.algorithm)
+        if self.dtype != "float32" and (get_processor(self.processor).automaton
+                                        or get_processor(self.processor).discrete):
+            raise ValueError(f"dtype {self.dtype!r} applies to the message-passing models; {self.processor!r} "
+                             f"runs in float32 only")
         if get_processor(self.base_processor).wraps or get_processor(self.base_processor).automaton:
             raise ValueError(f"base_processor must be a message-passing processor (not a wrapper or an automaton), got "
                              f"{self.base_processor!r}")
@@ -313,7 +317,8 @@ class Model(nnx.Module):
 
 def use_matmul_dtype(model: nnx.Module, dtype) -> None:
     """Every `nnx.Linear` of `model` multiplies its input and kernel cast to `dtype`, accumulating in float32; the
-    parameters stay float32 (the optimiser updates them in full precision) and the bias is added in float32."""
+    parameters stay float32 (the optimiser updates them in full precision) and the bias is added in float32. The
+    folded edge terms (`EdgeFeatures.linear`: a few raw columns times a folded kernel) stay float32."""
     for _, module in nnx.iter_modules(model):
         if isinstance(module, nnx.Linear):
             module.dtype, module.preferred_element_type = dtype, jnp.float32
