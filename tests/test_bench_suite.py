@@ -577,6 +577,20 @@ def test_suite_speed_measures_the_machine_once(tmp_path):
     assert speed_suite.er_density(1024, "bfs") == pytest.approx(math.sqrt(5 / 1023))
     assert speed_suite.er_density(1024, "dfs") == pytest.approx(5 / 1023)
     assert speed_suite.er_density(64, "bfs") == speed_suite.er_density(64, "dfs") == 0.5
+    assert speed_suite.er_density(64, "dfs", "sparse_er") == pytest.approx(5 / 63)
+
+
+def test_suite_speed_rows_off_their_default_graph_have_their_own_file(tmp_path):
+    """`--graph sparse_er` at n = 16 (default er) writes bfs_pgn_n16_sparse_er.json, recording that graph, beside
+    the default row; `--modes eval` measures prediction only."""
+    argv = ["--processors", "pgn", "--sizes", "16", "--timeout", "0.01", "--out", str(tmp_path)]
+    assert speed_suite.main(argv + ["--graph", "sparse_er", "--modes", "eval"]) == 0
+    row = json.loads((tmp_path / "bfs_pgn_n16_sparse_er.json").read_text())
+    assert row["graph"] == "sparse_er" and "eval_skipped" in row and "train_skipped" not in row
+    assert not (tmp_path / "bfs_pgn_n16.json").exists()
+    assert speed_suite.main(argv + ["--graph", "er"]) == 0  # er is n = 16's default: the plain name
+    assert json.loads((tmp_path / "bfs_pgn_n16.json").read_text())["graph"] == "er"
+    assert speed_suite.main(argv + ["--modes", "predict"]) == 2
 
 
 def test_dmclrs_density_gives_nar_mean_degree_on_clrs_undirected_sampler():

@@ -61,6 +61,57 @@ def test_step_follows_its_equations():
     np.testing.assert_allclose(ptr, lin(step.edge_out, hidden)[:, 0], rtol=1e-5, atol=1e-5)
 
 
+def test_gated_attention_picks_by_the_scalar_among_gated_candidates():
+    # dnar_attention = "gated": candidates are the in-edges with g_uv = <Q_v, K_u + E_uv> / sqrt(H) > 0, and alpha is
+    # the one-hot arg-max of w sigma among them (w = -1: the smallest sigma; ties to the lowest sender), 0 where no
+    # in-edge is a candidate. Checked on many random states, so that both gated and empty receivers occur.
+    rng = np.random.default_rng(3)
+    step = DiscreteStep(H, rngs=nnx.Rngs(4), dnar_attention="gated")
+    graph = small_graph()
+    s, r = graph.senders, graph.receivers
+    seen_empty = seen_partial = False
+    for _ in range(40):
+        node_F = rng.integers(0, 2, (3, 3)).astype(np.float32)
+        edge_F = rng.integers(0, 2, (7, 3)).astype(np.float32)
+        sigma = rng.integers(0, 3, 7).astype(np.float32)  # few values: ties occur
+        _, _, alpha = step(node_F, edge_F, sigma, graph)
+        x, e = lin(step.node_emb, node_F), lin(step.edge_emb, edge_F)
+        gate = np.sum(lin(step.query, x)[r] * (lin(step.key, x)[s] + lin(step.edge_key, e)), -1) / np.sqrt(H)
+        want = np.zeros(7)
+        for v in range(3):
+            idx = [i for i in np.flatnonzero(r == v) if gate[i] > 0]
+            seen_empty |= not idx
+            seen_partial |= 0 < len(idx) < np.sum(r == v)
+            if idx:
+                best = min(idx, key=lambda i: (sigma[i], s[i]))
+                want[best] = 1.0
+        np.testing.assert_array_equal(np.asarray(alpha), want)
+    assert seen_empty and seen_partial  # the draws exercised both cases
+
+
+def test_gated_attention_trains_straight_through():
+    # Training: the same hard choice in the forward pass; gradients reach the gate's parameters and w.
+    step = DiscreteStep(H, rngs=nnx.Rngs(5), dnar_attention="gated")
+    graph = small_graph()
+    node_F, edge_F = np.eye(3, dtype=np.float32), np.ones((7, 3), np.float32)
+    sigma = np.linspace(0, 1, 7).astype(np.float32)
+    hard = np.asarray(step(node_F, edge_F, sigma, graph)[2])
+    np.testing.assert_allclose(np.asarray(step(node_F, edge_F, sigma, graph, jax.random.key(0))[2]), hard,
+                               atol=1e-6)
+
+    def attended_sigma(module):
+        return jnp.sum(module(node_F, edge_F, sigma, graph, jax.random.key(0))[2] * sigma)
+
+    grads = nnx.grad(attended_sigma)(step)
+    assert abs(float(grads["scalar_weight"][...])) > 0
+    assert np.abs(np.asarray(grads["query"]["kernel"][...])).sum() > 0
+
+
+def test_refuses_an_unknown_attention():
+    with pytest.raises(ValueError, match="dnar_attention must be one of .*'additive', 'gated'.*got 'soft'"):
+        ModelConfig(algorithm="bfs", processor="dnar", dnar_attention="soft")
+
+
 def test_training_attention_is_hard_forward_and_soft_backward():
     step = DiscreteStep(H, rngs=nnx.Rngs(2))
     graph = small_graph()

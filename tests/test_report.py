@@ -664,6 +664,14 @@ def test_same_work_table_gives_ratios_only_for_the_same_work():
                     "only; dm-clrs has no sparse path) predicts bfs at n = 256 (sparse_er) at 40.0 graphs/s, against "
                     "dm-clrs's dense PGN at 2.0 graphs/s on the same graphs, 20.0x its rate."]
     assert report.same_work_table([row("mpnn", 64, 3.0, 30.0)]) == ""  # no dm-clrs figures, no table
+    # pgn_mask is paired with dm-clrs's PGN on the same graphs only: a sparse row is not set beside a dense one
+    dense_pgn = {**row("pgn", 64, 1.0, 4.0, {"eval_graphs_per_s": 2.0}), "graph": "er"}
+    sparse_mask = row("pgn_mask", 64, 9.0, 40.0)
+    assert "Less work" not in report.same_work_table([dense_pgn, sparse_mask])
+    sparse_pgn = row("pgn", 64, 1.0, 4.0, {"eval_graphs_per_s": 4.0})
+    less = [x for x in report.same_work_table([dense_pgn, sparse_pgn, sparse_mask]).splitlines()
+            if x.startswith("Less work")]
+    assert len(less) == 1 and "n = 64 (sparse_er)" in less[0] and "10.0x its rate" in less[0]
 
 
 def test_cells_with_child_edge_pointers_are_marked_and_never_pooled(tmp_path):

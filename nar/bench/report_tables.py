@@ -202,7 +202,7 @@ def speed_table(rows: list[dict], matmul_gflops: float | None = None) -> str:
         share = f" ({100 * d['gflops_per_s'] / matmul_gflops:.0f}%)" if matmul_gflops else ""
         return f"{d['gflops_per_s']:.1f}{share}"
 
-    for r in sorted(rows, key=lambda r: (r["processor"], r["algorithm"], r["num_nodes"])):
+    for r in sorted(rows, key=lambda r: (r["processor"], r["algorithm"], r["num_nodes"], r["graph"])):
         t, e = r.get("train", {}), r.get("eval", {})
         train = cell(t, "steps_per_s", ".2f") if t else f"skipped: {r.get('train_skipped', '')}"
         evals = cell(e, "graphs_per_s", ".1f") if e else f"skipped: {r.get('eval_skipped', '')}"
@@ -236,15 +236,17 @@ def same_work_table(rows: list[dict]) -> str:
     lines = ["| processor | algorithm | n | graphs (p) | batch | nar train steps/s | dm-clrs train steps/s | ratio | "
              "nar eval graphs/s | dm-clrs eval graphs/s | ratio |",
              "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in sorted(same, key=lambda r: (r["processor"], r["algorithm"], r["num_nodes"])):
+    for r in sorted(same, key=lambda r: (r["processor"], r["algorithm"], r["num_nodes"], r["graph"])):
         lines.append(f"| {r['processor']} | {r['algorithm']} | {r['num_nodes']:,} | {r['graph']} "
                      f"({r['dm_clrs'].get('p', '?')}) | {r['batch_size']} | "
                      f"{pair(r.get('train', {}).get('steps_per_s'), ref(r, 'train_steps_per_s'), '.2f')} | "
                      f"{pair(r.get('eval', {}).get('graphs_per_s'), ref(r, 'eval_graphs_per_s'), '.1f')} |")
-    pgn = {(r["algorithm"], r["num_nodes"]): r for r in same if r["processor"] == "pgn"}
-    less = [(r, pgn[(r["algorithm"], r["num_nodes"])]) for r in rows if r["processor"] == "pgn_mask"
-            and (r["algorithm"], r["num_nodes"]) in pgn and "eval" in r]
-    for r, dense in sorted(less, key=lambda x: x[0]["num_nodes"]):
+    def work(r):
+        return r["algorithm"], r["num_nodes"], r["graph"]
+
+    pgn = {work(r): r for r in same if r["processor"] == "pgn"}
+    less = [(r, pgn[work(r)]) for r in rows if r["processor"] == "pgn_mask" and work(r) in pgn and "eval" in r]
+    for r, dense in sorted(less, key=lambda x: (x[0]["num_nodes"], x[0]["graph"])):
         theirs = ref(dense, "eval_graphs_per_s")
         factor = f", {r['eval']['graphs_per_s'] / theirs:.1f}x its rate" if theirs else ""
         lines.append(f"\nLess work, not like for like: nar `pgn_mask` (messages and pointers on the input graph's "

@@ -35,28 +35,40 @@ def batch_for(n: int) -> int:
 
 
 def graph_for(n: int) -> str:
+    """Row n's default graph family (`--graph` chooses another)."""
     return "er" if n <= 64 else "sparse_er"
 
 
+GRAPHS = ("er", "sparse_er")
+
+
+def row_path(out: Path, algorithm: str, processor: str, n: int, graph: str) -> Path:
+    """A row's file: `<algorithm>_<processor>_n<N>.json` on row n's default graph, with `_<graph>` appended on
+    another."""
+    suffix = "" if graph == graph_for(n) else f"_{graph}"
+    return out / f"{algorithm}_{processor}_n{n}{suffix}.json"
+
+
+MODES = ("train", "eval")
 SPARSE_DEGREE = 5.0  # `nar bench speed --graph sparse_er`'s default expected degree
 
 
-def er_density(n: int, algorithm: str = "bfs") -> float:
+def er_density(n: int, algorithm: str = "bfs", graph: str | None = None) -> float:
     """The `p` to give dm-clrs's ER sampler so that it draws row n's graphs from nar's distribution: CLRS's 0.5 on
     'er' (the same sampler on both sides); on 'sparse_er', where each pair is an edge with probability
     degree / (n - 1), that probability for a directed algorithm and its square root for an undirected one, since
     dm-clrs keeps an undirected edge only when both of its directions were drawn (probability p**2; with p =
     5 / 255 its n = 256 graphs would have a mean degree of 0.1 and BFS one hint step)."""
-    if graph_for(n) == "er":
+    if (graph or graph_for(n)) == "er":
         return 0.5
     pair = min(1.0, SPARSE_DEGREE / (n - 1))
     return pair if get_algorithm(algorithm).graph_defaults.get("directed") else math.sqrt(pair)
 
 
-def _speed(algorithm: str, processor: str, n: int, mode: str, steps: int, timeout: float) -> dict:
+def _speed(algorithm: str, processor: str, n: int, graph: str, mode: str, steps: int, timeout: float) -> dict:
     """`nar bench speed --json` for one mode in a child process: its JSON, or {'skipped': reason}."""
     argv = [sys.executable, "-m", "nar.cli", "bench", "speed", "--algorithm", algorithm, "--processor", processor,
-            "--num-nodes", str(n), "--batch-size", str(batch_for(n)), "--graph", graph_for(n), "--mode", mode,
+            "--num-nodes", str(n), "--batch-size", str(batch_for(n)), "--graph", graph, "--mode", mode,
             "--steps", str(steps), "--json"]
     try:
         return json.loads(run_child(argv, timeout=timeout))
@@ -64,13 +76,15 @@ def _speed(algorithm: str, processor: str, n: int, mode: str, steps: int, timeou
         return {"skipped": e.reason}
 
 
-def measure(algorithm: str, processor: str, n: int, steps: int = 5, timeout: float = 300.0) -> dict:
-    """One row: train and eval measured separately and merged."""
+def measure(algorithm: str, processor: str, n: int, steps: int = 5, timeout: float = 300.0,
+            graph: str | None = None, modes=MODES) -> dict:
+    """One row: each of `modes` (train, eval) measured separately and merged."""
+    graph = graph or graph_for(n)
     row = {"algorithm": algorithm, "processor": processor, "num_nodes": n, "batch_size": batch_for(n),
-           "graph": graph_for(n), "environment": environment()}
+           "graph": graph, "environment": environment()}
     peak = 0
-    for mode in ("train", "eval"):
-        res = _speed(algorithm, processor, n, mode, steps, timeout)
+    for mode in modes:
+        res = _speed(algorithm, processor, n, graph, mode, steps, timeout)
         if "skipped" in res:
             row[f"{mode}_skipped"] = res["skipped"]
             continue
@@ -107,6 +121,9 @@ def main(argv=None) -> int:
     p.add_argument("--processors", default="all", help="comma-separated, or 'all' (default)")
     p.add_argument("--sizes", default=",".join(map(str, SIZES)),
                    help="comma-separated graph sizes (default %(default)s)")
+    p.add_argument("--graph", choices=GRAPHS, help="graph family of every row (default: er up to n = 64, "
+                   "sparse_er beyond); a row off its size's default is stored as <...>_n<N>_<graph>.json")
+    p.add_argument("--modes", default=",".join(MODES), help="comma-separated, of train and eval (default both)")
     p.add_argument("--steps", type=int, default=5, help="timed train steps per repeat")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per measurement before it is skipped")
     p.add_argument("--out", default="results/bench_speed", help="result folder (default %(default)s)")
@@ -125,6 +142,10 @@ def main(argv=None) -> int:
         print(f"nar bench suite-speed: error: {e}", file=sys.stderr)
         return 2
     sizes = [int(x) for x in args.sizes.split(",")]
+    modes = tuple(args.modes.split(","))
+    if not set(modes) <= set(MODES) or not modes:
+        print(f"nar bench suite-speed: error: --modes takes {', '.join(MODES)}, got {args.modes!r}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = "nar bench suite-speed " + " ".join(sys.argv[3:] if argv is None else argv)
@@ -135,15 +156,16 @@ def main(argv=None) -> int:
         print(f"{machine}: float32 matmul {rate['matmul_gflops_per_s']:.1f} GFLOP/s")
     for n in sizes:  # size-major: every processor gets the small sizes before any gets the slow large ones
         for processor in processors:
-            path = out / f"{args.algorithm}_{processor}_n{n}.json"
+            path = row_path(out, args.algorithm, processor, n, args.graph or graph_for(n))
             if path.exists() and not args.force:
                 print(f"{path}: kept")
                 continue
-            row = measure(args.algorithm, processor, n, args.steps, args.timeout)
+            row = measure(args.algorithm, processor, n, args.steps, args.timeout, args.graph, modes)
             row["command"] = command
             if path.exists():  # remeasured (--force): dm-clrs's figures for the same work stay until it is rerun
                 old = json.loads(path.read_text()).get("dm_clrs")
-                row.update({"dm_clrs": old} if old and old.get("p") == er_density(n, args.algorithm) else {})
+                row.update({"dm_clrs": old} if old and old.get("p") == er_density(n, args.algorithm, args.graph)
+                           else {})
             path.write_text(json.dumps(row, indent=1))
             t, e = row.get("train", {}), row.get("eval", {})
             print(f"{processor:>14} n={n:<5} train {t.get('steps_per_s', float('nan')):8.2f} steps/s  "
@@ -153,11 +175,11 @@ def main(argv=None) -> int:
                   flush=True)
     if args.dmclrs_python:
         want = [{"algorithm": args.algorithm, "processor": p, "n": n, "batch_size": batch_for(n), "mode": mode,
-                 "p": er_density(n, args.algorithm)}
+                 "p": er_density(n, args.algorithm, args.graph)}
                 for p in processors if p in DMCLRS_PROCESSORS for n in sizes if n <= DMCLRS_MAX_N
-                for mode in ("train", "eval")]
+                for mode in modes]
         for ref in dmclrs_rows(args.dmclrs_python, script, want, timeout=args.timeout):
-            path = out / f"{ref['algorithm']}_{ref['processor']}_n{ref['n']}.json"
+            path = row_path(out, ref["algorithm"], ref["processor"], ref["n"], args.graph or graph_for(ref["n"]))
             row = json.loads(path.read_text())
             key = "train_steps_per_s" if ref["mode"] == "train" else "eval_graphs_per_s"
             value = ref.get("steps_per_s" if ref["mode"] == "train" else "graphs_per_s")

@@ -41,7 +41,8 @@ class DiscreteModel(nnx.Module):
         self.input_probes = probes(config.algorithm, Stage.INPUT)
         self.hint_probes = probes(config.algorithm, Stage.HINT)
         self.output_probes = probes(config.algorithm, Stage.OUTPUT)
-        self.step = get_processor(config.processor).build(config.hidden, rngs=rngs)
+        entry = get_processor(config.processor)
+        self.step = entry.build(config.hidden, rngs=rngs, **{name: getattr(config, name) for name in entry.options})
         self.scan_unroll = 1  # as `Model.scan_unroll`
 
     def _sigma(self, batch: Batch, graph, d_N):

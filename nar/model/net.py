@@ -25,6 +25,7 @@ from nar.model.probes import POINTERS, Decoder, Encoder, predicted_features, tru
 from nar.model.segment import log_sinkhorn
 from nar.processors import get_processor
 from nar.processors.base import Graph
+from nar.processors.discrete import ATTENTIONS as DNAR_ATTENTIONS
 from nar.processors.discrete import check_discrete_algorithm
 from nar.processors.graphfsa import check_fsa_algorithm
 from nar.processors.tropical import MAPS, VALUATIONS
@@ -66,6 +67,7 @@ class ModelConfig:
     base_processor: str = "mpnn"  # the processor ForgetNet / G-ForgetNet wrap
     fsa_states: int = 0  # GraphFSA: states per node (0: the classes of the tracked hint)
     fsa_bound: int = 1  # GraphFSA: neighbour counts are capped at this bound k
+    dnar_attention: str = "additive"  # dnar: the paper's additive logit, or "gated" (`nar.processors.discrete`)
     pointer_encoding: str = "clrs"  # the edge a node pointer's encoding is added to (POINTER_ENCODINGS)
     # Fold the edge consumers' linear maps into the edge encoders' kernels (`EdgeFeatures`): the same function
     # without the [E, H] x [H, H] products. false materialises the [E, H] features first; the compiled programs need
@@ -102,6 +104,8 @@ class ModelConfig:
                   (self.triplet_features >= 1, f"triplet_features must be positive, got {self.triplet_features}"),
                   (self.heads >= 1 and self.hidden % self.heads == 0,
                    f"heads must divide hidden ({self.hidden}), got {self.heads}"),
+                  (self.dnar_attention in DNAR_ATTENTIONS,
+                   f"dnar_attention must be one of {DNAR_ATTENTIONS}, got {self.dnar_attention!r}"),
                   (self.fsa_states >= 0 and self.fsa_bound >= 1,
                    f"fsa_states must be >= 0 and fsa_bound >= 1, got {self.fsa_states} and {self.fsa_bound}"),
                   (self.valuation in VALUATIONS, f"valuation must be one of {VALUATIONS}, got {self.valuation!r}"),

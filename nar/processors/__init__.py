@@ -88,6 +88,6 @@ register("graphfsa", GraphFSA, "input", "GraphFSA: a learned finite-state automa
          automaton=True)
 register("dnar", DiscreteStep, "input", "discrete step (after Rodionov & Prokhorenkova's DNAR): discrete node and "
          "edge states, hard attention to one in-edge, scalars only in the attention logits; BFS and Bellman-Ford",
-         discrete=True)
+         ("dnar_attention",), discrete=True)
 
 __all__ = ["PROCESSORS", "Graph", "Processor", "ProcessorEntry", "get_processor", "register"]

@@ -13,6 +13,14 @@ and edge state e (one-hot: is v's pointer, is an input edge, is the self-loop, e
 The scalar term is scaled by H / sqrt(H) = sqrt(H) as in DNAR's formula (shared notes, methods.md section 3), so
 that it weighs as much as the Gumbel noise of training from the first step.
 
+`attention = "gated"` (a departure from the paper, named in `ATTENTIONS`): the discrete part g_uv = <Q x_v, K x_u +
+R e_uv> / sqrt(H) only decides which in-edges are candidates (g_uv > 0), and the scalar alone picks among them:
+alpha = one-hot arg-max_{u: g_uv > 0} w sigma_uv (none valid: alpha = 0, so m_v = 0). In the paper's additive logit,
+candidates whose discrete states differ (Bellman-Ford's self-loop, current parent, other neighbours) carry learned
+offsets that are never exactly equal, so a true improvement of the scalar smaller than the offsets' gap is missed;
+a hard gate has no such gap. Training: the same hard forward pass, with the gradient of softmax((log sigmoid(g_uv) +
+sqrt(H) w sigma_uv + Gumbel noise) / temperature) (straight-through).
+
 sigma is the scalar flow (`nar.model.discrete` chooses it per algorithm: BFS the sender position, so w < 0 is
 CLRS's lowest-index rule; Bellman-Ford the candidate distance). Everything else is a function of finitely many
 discrete values, so the learned step is a finite table: what it does at n = 16 it does at any n. The arg-max takes
@@ -30,6 +38,7 @@ from nar.processors.base import Graph
 
 #: algorithm -> (the node-class hint, the scalar hint or None) that `nar.model.discrete.DiscreteModel` steps
 DISCRETE_ALGORITHMS = {"bfs": ("reach_h", None), "bellman_ford": ("msk", "d")}
+ATTENTIONS = ("additive", "gated")  # additive: the paper's logit; gated: a hard gate, then the scalar (docstring)
 NODE_FEATURES = 3  # class 0, class 1, source
 EDGE_FEATURES = 3  # pointer, input edge, self-loop
 
@@ -46,7 +55,10 @@ def check_discrete_algorithm(algorithm: str) -> tuple[str, str | None]:
 class DiscreteStep(nnx.Module):
     """One discrete step (module docstring); `temperature` is the Gumbel-softmax temperature in training."""
 
-    def __init__(self, hidden: int, *, rngs: nnx.Rngs, classes: int = 2, temperature: float = 1.0):
+    def __init__(self, hidden: int, *, rngs: nnx.Rngs, classes: int = 2, temperature: float = 1.0,
+                 dnar_attention: str = "additive"):
+        if dnar_attention not in ATTENTIONS:
+            raise ValueError(f"dnar_attention must be one of {ATTENTIONS}, got {dnar_attention!r}")
         H = hidden
         self.node_emb = nnx.Linear(NODE_FEATURES, H, use_bias=False, rngs=rngs)
         self.edge_emb = nnx.Linear(EDGE_FEATURES, H, use_bias=False, rngs=rngs)
@@ -63,21 +75,19 @@ class DiscreteStep(nnx.Module):
         self.edge_out = nnx.Linear(H, 1, rngs=rngs)
         self.temperature = temperature
         self.hidden = H
+        self.attention = dnar_attention
 
     def __call__(self, node_NxF, edge_ExF, sigma_E, graph: Graph, key=None):
         """(class logits [N, C], pointer logits [E], attention [E]: one-hot per receiver in the forward pass).
         `key`: Gumbel noise and the straight-through gradient (training); None: plain arg-max."""
         recv, send = graph.receivers, graph.senders
         x_NxH, e_ExH = self.node_emb(node_NxF), self.edge_emb(edge_ExF)
-        logit_E = (jnp.sum(self.query(x_NxH)[recv] * (self.key(x_NxH)[send] + self.edge_key(e_ExH)), -1)
-                   + self.hidden * self.scalar_weight[...] * sigma_E) / jnp.sqrt(self.hidden)
-        if key is None:
-            alpha_E = segment_onehot_argmax(logit_E, recv, graph.num_nodes, True)
+        gate_E = jnp.sum(self.query(x_NxH)[recv] * (self.key(x_NxH)[send] + self.edge_key(e_ExH)), -1)
+        scalar_E = self.hidden * self.scalar_weight[...] * sigma_E
+        if self.attention == "gated":
+            alpha_E = self._gated(gate_E / jnp.sqrt(self.hidden), scalar_E / jnp.sqrt(self.hidden), graph, key)
         else:
-            noisy_E = logit_E - jnp.log(-jnp.log(jax.random.uniform(key, logit_E.shape, minval=1e-9, maxval=1.0)))
-            soft_E = segment_softmax(noisy_E / self.temperature, recv, graph.num_nodes, True)
-            hard_E = segment_onehot_argmax(noisy_E, recv, graph.num_nodes, True)
-            alpha_E = hard_E + (soft_E - jax.lax.stop_gradient(soft_E))  # exactly hard_E in the forward pass
+            alpha_E = self._additive((gate_E + scalar_E) / jnp.sqrt(self.hidden), graph, key)
         msg_ExH = self.message(jnp.concatenate([x_NxH[send], e_ExH], -1))
         m_NxH = jax.ops.segment_sum(alpha_E[:, None] * msg_ExH, recv, graph.num_nodes, indices_are_sorted=True)
         xm_NxH2 = jnp.concatenate([x_NxH, m_NxH], -1)
@@ -87,3 +97,29 @@ class DiscreteStep(nnx.Module):
         alphas_Ex2 = jnp.stack([alpha_E, self_alpha_N[recv]], -1)
         hidden_ExH = jax.nn.relu(self.edge_hidden(e_ExH) + self.edge_node(xm_NxH2)[recv] + self.edge_alpha(alphas_Ex2))
         return class_logits, self.edge_out(hidden_ExH)[:, 0], alpha_E
+
+    def _additive(self, logit_E, graph: Graph, key):
+        """The paper's hard attention: arg-max of the logit per receiver (training: Gumbel-max, straight-through)."""
+        recv, N = graph.receivers, graph.num_nodes
+        if key is None:
+            return segment_onehot_argmax(logit_E, recv, N, True)
+        noisy_E = logit_E + _gumbel(key, logit_E.shape)
+        soft_E = segment_softmax(noisy_E / self.temperature, recv, N, True)
+        return segment_onehot_argmax(noisy_E, recv, N, True) + (soft_E - jax.lax.stop_gradient(soft_E))
+
+    def _gated(self, gate_E, scalar_E, graph: Graph, key):
+        """The gated attention (module docstring): the hard choice among g > 0 by the scalar alone."""
+        recv, N = graph.receivers, graph.num_nodes
+        valid_E = gate_E > 0
+        any_N = jax.ops.segment_max(valid_E.astype(jnp.float32), recv, N, indices_are_sorted=True) > 0
+        hard_E = segment_onehot_argmax(jnp.where(valid_E, scalar_E, -jnp.inf), recv, N, True) * any_N[recv]
+        if key is None:
+            return hard_E
+        soft_E = segment_softmax((jax.nn.log_sigmoid(gate_E) + scalar_E + _gumbel(key, gate_E.shape))
+                                 / self.temperature, recv, N, True)
+        return hard_E + (soft_E - jax.lax.stop_gradient(soft_E))
+
+
+def _gumbel(key, shape):
+    """Standard Gumbel noise."""
+    return -jnp.log(-jnp.log(jax.random.uniform(key, shape, minval=1e-9, maxval=1.0)))
