@@ -9,6 +9,7 @@
     nar bench speed ...                        train/eval speed, compile time, memory and FLOPs
     nar bench suite-speed ...                  `make bench-speed`: every processor at n = 16 ... 1,024
     nar bench fsa-distance ...                 GraphFSA on its paper's Distance task, with the learned table
+    nar bench time-to-accuracy ...             training wall time until the n = 64 score reaches a threshold
 
 Both `train` and `eval` run data parallel over every device they see, and take --cpu-devices (simulated CPU
 devices) and --num-processes/--process-id/--coordinator (a multi-process run; process 0 writes and prints).
@@ -27,7 +28,8 @@ from pathlib import Path
 
 # `nar bench <name>`: the module whose main() runs it.
 BENCHES = {"run": "nar.bench.suite", "speed": "nar.bench.speed", "suite-speed": "nar.bench.speed_suite",
-           "fsa-distance": "nar.bench.fsa_distance", "scale": "nar.bench.scale"}
+           "fsa-distance": "nar.bench.fsa_distance", "scale": "nar.bench.scale",
+           "time-to-accuracy": "nar.bench.time_to_accuracy"}
 EXIT_CODES = """exit status: 0 success; 1 a runtime failure (a failed benchmark cell, a process of a multi-process
 run that never joined, any other error); 2 a usage or config error (a bad option, an unknown name or key, a value
 out of range, a plan too big for memory); 130 and 143 a training run stopped by Ctrl-C or SIGTERM (after a
@@ -273,8 +275,8 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--last", action="store_true", help="the last parameters instead of the best-validation ones")
     m.add_argument("--json", action="store_true", help="the per-step rows as JSON instead of a table")
     m.set_defaults(func=_compare)
-    sub.add_parser("bench", help="benchmarks: `nar bench run|speed|suite-speed|fsa-distance|scale --help`",
-                   add_help=False)
+    sub.add_parser("bench", help="benchmarks: `nar bench run|speed|suite-speed|fsa-distance|scale|"
+                   "time-to-accuracy --help`", add_help=False)
     return p
 
 

@@ -101,7 +101,8 @@ class Trainer:
     Data parallel over `mesh` (default: every device of every process, `nar.distributed.data_mesh`): each step's
     graphs are split into one group per device, parameters replicated, the loss pooled over the global batch.
     With several processes every one runs a Trainer on the same directory; process 0 writes the files.
-    `on_step(step, loss)` is called after every step (tests use it to interrupt a run).
+    `on_step(step, loss)` is called after every step (tests use it to interrupt a run), `on_validation(step,
+    params)` after every validation, inside its clock (`nar bench time-to-accuracy` scores other sizes there).
     """
 
     def __init__(self, config: Config, out_dir: str | Path, *, resume: bool = False, progress: bool = True,
@@ -160,7 +161,7 @@ class Trainer:
         0, or the code (`STEP_FAULTS`) of what went non-finite, and then params and opt_state come back unchanged."""
         return self._step(params, opt_state, batch, key, np.float32(penalty_weight))
 
-    def run(self, on_step=None) -> dict:
+    def run(self, on_step=None, on_validation=None) -> dict:
         """Train, or resume, up to `train.steps`; returns the summary dict also written to summary.json.
 
         Raises NonFiniteError at the first step whose loss, gradients or new parameters are not finite (the step
@@ -234,6 +235,9 @@ class Trainer:
                         append_record(log, {"step": done, "val_score": res["score"],
                                      "best_val_score": float(best["best_score"]),
                                      **{f"val/{k}": v for k, v in res.items() if "/" in k}})
+                        if on_validation is not None:
+                            with clock("validation"):
+                                on_validation(done, params)
                     signum = agreed_signal(received)
                     if signum or done % cfg.checkpoint_every == 0 or done == cfg.steps:
                         log.flush()

@@ -202,10 +202,13 @@ def speed_table(rows: list[dict], matmul_gflops: float | None = None) -> str:
         share = f" ({100 * d['gflops_per_s'] / matmul_gflops:.0f}%)" if matmul_gflops else ""
         return f"{d['gflops_per_s']:.1f}{share}"
 
+    def skipped(r, mode):  # a mode the row did not measure (`--modes`) has no reason
+        return f"skipped: {r[mode + '_skipped']}" if mode + "_skipped" in r else "not measured"
+
     for r in sorted(rows, key=lambda r: (r["processor"], r["algorithm"], r["num_nodes"], r["graph"])):
         t, e = r.get("train", {}), r.get("eval", {})
-        train = cell(t, "steps_per_s", ".2f") if t else f"skipped: {r.get('train_skipped', '')}"
-        evals = cell(e, "graphs_per_s", ".1f") if e else f"skipped: {r.get('eval_skipped', '')}"
+        train = cell(t, "steps_per_s", ".2f") if t else skipped(r, "train")
+        evals = cell(e, "graphs_per_s", ".1f") if e else skipped(r, "eval")
         ref = r.get("dm_clrs") or {}
         ref_text = "; ".join(f"{k.replace('_per_s', '/s').replace('_', ' ')} {v}" for k, v in ref.items()
                              if k != "version")
