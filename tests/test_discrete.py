@@ -160,3 +160,18 @@ def test_learns_bfs_on_small_graphs_and_is_exact_at_n_1024(tmp_path):
     for n in (64, 1024):
         assert results[n]["score"] == 1.0 and results[n]["exact"] == 1.0, (n, results[n])
         assert results[n]["hint/pi_h"] == 1.0 and results[n]["hint/reach_h"] == 1.0
+
+
+def test_learns_bellman_ford_with_the_gated_attention_and_is_exact_at_n_1024(tmp_path):
+    # The shipped `bellman_ford/dnar` (gated attention) cut to 150 steps: exact outputs and hints at n = 64 and
+    # 1,024, with the distances d equal to the true ones (the attended candidate's d_u + A_uv).
+    cfg = load("bellman_ford/dnar", ["train.steps=150", "train.eval_every=50", "train.checkpoint_every=150",
+                                     "eval.sizes=[16]"])
+    assert cfg.model.dnar_attention == "gated"
+    Trainer(cfg, tmp_path / "run", progress=False).run()
+    model, params, _ = load_run(tmp_path / "run")
+    results = evaluate_sizes(model, params, EvalConfig(sizes=(64, 1024), samples=8))
+    for n in (64, 1024):
+        assert results[n]["score"] == 1.0 and results[n]["exact"] == 1.0, (n, results[n])
+        assert results[n]["hint/pi_h"] == 1.0 and results[n]["hint/msk"] == 1.0, (n, results[n])
+        assert results[n]["hint/d"] < 1e-10, (n, results[n])
