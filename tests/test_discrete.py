@@ -105,6 +105,14 @@ def test_gated_attention_trains_straight_through():
     grads = nnx.grad(attended_sigma)(step)
     assert abs(float(grads["scalar_weight"][...])) > 0
     assert np.abs(np.asarray(grads["query"]["kernel"][...])).sum() > 0
+    # Every gate closed (g = 0 on every edge): no edge is attended, yet the loss still reaches the gates' common
+    # level (the key's bias shifts all of a receiver's g together), so training can open them.
+    for layer in (step.key, step.edge_key):
+        layer.kernel[...] = jnp.zeros_like(layer.kernel[...])
+        layer.bias[...] = jnp.zeros_like(layer.bias[...])
+    assert not np.asarray(step(node_F, edge_F, sigma, graph)[2]).any()
+    grads = nnx.grad(attended_sigma)(step)
+    assert np.abs(np.asarray(grads["key"]["bias"][...])).sum() > 1e-3  # a softmax alone gives about 1e-8 here
 
 
 def test_refuses_an_unknown_attention():

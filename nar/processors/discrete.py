@@ -18,8 +18,10 @@ R e_uv> / sqrt(H) only decides which in-edges are candidates (g_uv > 0), and the
 alpha = one-hot arg-max_{u: g_uv > 0} w sigma_uv (none valid: alpha = 0, so m_v = 0). In the paper's additive logit,
 candidates whose discrete states differ (Bellman-Ford's self-loop, current parent, other neighbours) carry learned
 offsets that are never exactly equal, so a true improvement of the scalar smaller than the offsets' gap is missed;
-a hard gate has no such gap. Training: the same hard forward pass, with the gradient of softmax((log sigmoid(g_uv) +
-sqrt(H) w sigma_uv + Gumbel noise) / temperature) (straight-through).
+a hard gate has no such gap. Training: the same hard forward pass, with the gradient (straight-through) of
+sigmoid(g_uv) softmax_u((log sigmoid(g_uv) + sqrt(H) w sigma_uv + Gumbel noise) / temperature): the sigmoid factor
+lets the loss open a receiver's gates when all are closed, which the softmax alone cannot (it is blind to a shift
+common to a receiver's edges, and one seed's gates stayed closed for all of training without it).
 
 sigma is the scalar flow (`nar.model.discrete` chooses it per algorithm: BFS the sender position, so w < 0 is
 CLRS's lowest-index rule; Bellman-Ford the candidate distance). Everything else is a function of finitely many
@@ -115,8 +117,8 @@ class DiscreteStep(nnx.Module):
         hard_E = segment_onehot_argmax(jnp.where(valid_E, scalar_E, -jnp.inf), recv, N, True) * any_N[recv]
         if key is None:
             return hard_E
-        soft_E = segment_softmax((jax.nn.log_sigmoid(gate_E) + scalar_E + _gumbel(key, gate_E.shape))
-                                 / self.temperature, recv, N, True)
+        soft_E = jax.nn.sigmoid(gate_E) * segment_softmax(
+            (jax.nn.log_sigmoid(gate_E) + scalar_E + _gumbel(key, gate_E.shape)) / self.temperature, recv, N, True)
         return hard_E + (soft_E - jax.lax.stop_gradient(soft_E))
 
 
