@@ -18,10 +18,11 @@ R e_uv> / sqrt(H) only decides which in-edges are candidates (g_uv > 0), and the
 alpha = one-hot arg-max_{u: g_uv > 0} w sigma_uv (none valid: alpha = 0, so m_v = 0). In the paper's additive logit,
 candidates whose discrete states differ (Bellman-Ford's self-loop, current parent, other neighbours) carry learned
 offsets that are never exactly equal, so a true improvement of the scalar smaller than the offsets' gap is missed;
-a hard gate has no such gap. Training: the same hard forward pass, with the gradient (straight-through) of
-sigmoid(g_uv) softmax_u((log sigmoid(g_uv) + sqrt(H) w sigma_uv + Gumbel noise) / temperature): the sigmoid factor
-lets the loss open a receiver's gates when all are closed, which the softmax alone cannot (it is blind to a shift
-common to a receiver's edges, and one seed's gates stayed closed for all of training without it).
+a hard gate has no such gap. Training: the same hard forward pass, with the gradient (straight-through) of a softmax
+over v's in-edges and a "none" option, with logits (log sigmoid(g_uv) + sqrt(H) w sigma_uv + Gumbel noise) /
+temperature and sum_u log sigmoid(-g_uv) / temperature (every gate closed). The "none" option lets the loss open a
+receiver's gates when all are closed, which a softmax over the edges alone cannot: it is blind to a shift common to
+a receiver's edges, and one seed's gates closed and stayed closed for all of training without it.
 
 sigma is the scalar flow (`nar.model.discrete` chooses it per algorithm: BFS the sender position, so w < 0 is
 CLRS's lowest-index rule; Bellman-Ford the candidate distance). Everything else is a function of finitely many
@@ -117,8 +118,14 @@ class DiscreteStep(nnx.Module):
         hard_E = segment_onehot_argmax(jnp.where(valid_E, scalar_E, -jnp.inf), recv, N, True) * any_N[recv]
         if key is None:
             return hard_E
-        soft_E = jax.nn.sigmoid(gate_E) * segment_softmax(
-            (jax.nn.log_sigmoid(gate_E) + scalar_E + _gumbel(key, gate_E.shape)) / self.temperature, recv, N, True)
+        # A softmax over the receiver's in-edges and "none" (logit: log P(every gate closed)), so that the loss
+        # can move a receiver's gates together, which a softmax over the edges alone is blind to.
+        c_E = (jax.nn.log_sigmoid(gate_E) + scalar_E + _gumbel(key, gate_E.shape)) / self.temperature
+        none_N = jax.ops.segment_sum(jax.nn.log_sigmoid(-gate_E), recv, N, indices_are_sorted=True) / self.temperature
+        top_N = jax.lax.stop_gradient(jnp.maximum(jax.ops.segment_max(c_E, recv, N, indices_are_sorted=True), none_N))
+        exp_E = jnp.exp(c_E - top_N[recv])
+        total_N = jax.ops.segment_sum(exp_E, recv, N, indices_are_sorted=True) + jnp.exp(none_N - top_N)
+        soft_E = exp_E / total_N[recv]
         return hard_E + (soft_E - jax.lax.stop_gradient(soft_E))
 
 
