@@ -13,12 +13,12 @@ and edge state e (one-hot: is v's pointer, is an input edge, is the self-loop, e
 The scalar term is scaled by H / sqrt(H) = sqrt(H) as in DNAR's formula (shared notes, methods.md section 3), so
 that it weighs as much as the Gumbel noise of training from the first step.
 
-`attention = "gated"` (a departure from the paper, named in `ATTENTIONS`): the discrete part g_uv = <Q x_v, K x_u +
-R e_uv> / sqrt(H) only decides which in-edges are candidates (g_uv > 0), and the scalar alone picks among them:
-alpha = one-hot arg-max_{u: g_uv > 0} w sigma_uv (none valid: alpha = 0, so m_v = 0). In the paper's additive logit,
-candidates whose discrete states differ (Bellman-Ford's self-loop, current parent, other neighbours) carry learned
-offsets that are never exactly equal, so a true improvement of the scalar smaller than the offsets' gap is missed;
-a hard gate has no such gap. Training: the same hard forward pass, with the gradient (straight-through) of a softmax
+`dnar_attention = "gated"` (a departure from the paper, named in `ATTENTIONS`; "additive", the paper's, is the
+default): the discrete part g_uv = <Q x_v, K x_u + R e_uv> / sqrt(H) only decides which in-edges are candidates
+(g_uv > 0), and the scalar alone picks among them: alpha = one-hot arg-max_{u: g_uv > 0} w sigma_uv (none valid:
+alpha = 0, so m_v = 0). In the paper's additive logit, candidates whose discrete states differ (Bellman-Ford's
+self-loop, current parent, other neighbours) carry learned offsets that are never exactly equal, so a true
+improvement of the scalar smaller than the offsets' gap is missed; a hard gate has no such gap. Training: the same hard forward pass, with the gradient (straight-through) of a softmax
 over v's in-edges and a "none" option, with logits (log sigmoid(g_uv) + sqrt(H) w sigma_uv + Gumbel noise) /
 temperature and sum_u log sigmoid(-g_uv) / temperature (every gate closed). The "none" option lets the loss open a
 receiver's gates when all are closed, which a softmax over the edges alone cannot: it is blind to a shift common to
@@ -56,7 +56,8 @@ def check_discrete_algorithm(algorithm: str) -> tuple[str, str | None]:
 
 
 class DiscreteStep(nnx.Module):
-    """One discrete step (module docstring); `temperature` is the Gumbel-softmax temperature in training."""
+    """One discrete step (module docstring); `temperature` is the Gumbel-softmax temperature in training,
+    `dnar_attention` the attention ("additive" or "gated")."""
 
     def __init__(self, hidden: int, *, rngs: nnx.Rngs, classes: int = 2, temperature: float = 1.0,
                  dnar_attention: str = "additive"):
