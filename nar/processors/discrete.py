@@ -18,11 +18,12 @@ default): the discrete part g_uv = <Q x_v, K x_u + R e_uv> / sqrt(H) only decide
 (g_uv > 0), and the scalar alone picks among them: alpha = one-hot arg-max_{u: g_uv > 0} w sigma_uv (none valid:
 alpha = 0, so m_v = 0). In the paper's additive logit, candidates whose discrete states differ (Bellman-Ford's
 self-loop, current parent, other neighbours) carry learned offsets that are never exactly equal, so a true
-improvement of the scalar smaller than the offsets' gap is missed; a hard gate has no such gap. Training: the same hard forward pass, with the gradient (straight-through) of a softmax
-over v's in-edges and a "none" option, with logits (log sigmoid(g_uv) + sqrt(H) w sigma_uv + Gumbel noise) /
-temperature and sum_u log sigmoid(-g_uv) / temperature (every gate closed). The "none" option lets the loss open a
-receiver's gates when all are closed, which a softmax over the edges alone cannot: it is blind to a shift common to
-a receiver's edges, and one seed's gates closed and stayed closed for all of training without it.
+improvement of the scalar smaller than the offsets' gap is missed; a hard gate has no such gap. Training: the same
+hard forward pass, with the gradient (straight-through) of a softmax over v's in-edges and a "none" option, with
+logits (log sigmoid(g_uv) + sqrt(H) w sigma_uv + Gumbel noise) / temperature and sum_u log sigmoid(-g_uv) /
+temperature (every gate closed). The "none" option lets the loss open a receiver's gates when all are closed, which
+a softmax over the edges alone cannot: it is blind to a shift common to a receiver's edges, and one seed's gates
+closed and stayed closed for all of training without it.
 
 sigma is the scalar flow (`nar.model.discrete` chooses it per algorithm: BFS the sender position, so w < 0 is
 CLRS's lowest-index rule; Bellman-Ford the candidate distance). Everything else is a function of finitely many
