@@ -67,14 +67,14 @@ def nar_run(algorithm: str, processor: str, seed: int, threshold: float, max_ste
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="nar bench time-to-accuracy", description=__doc__.split("\n\n")[0])
-    p.add_argument("--algorithm", default="bellman_ford")
+    p.add_argument("--algorithm", default="bellman_ford", help="algorithm to train (default bellman_ford)")
     p.add_argument("--processor", default="mpnn", help="a processor dm-clrs has under the same name (mpnn, pgn, "
                    "triplet_gmpnn) to compare; any nar processor without --dmclrs-python")
     p.add_argument("--seeds", default="1", help="comma-separated training seeds (default 1)")
     p.add_argument("--threshold", type=float, default=0.92, help="test score to reach (default 0.92)")
-    p.add_argument("--max-steps", type=int, default=2000)
-    p.add_argument("--eval-every", type=int, default=50)
-    p.add_argument("--test-n", type=int, default=64)
+    p.add_argument("--max-steps", type=int, default=2000, help="training steps at most (default 2000)")
+    p.add_argument("--eval-every", type=int, default=50, help="steps between test evaluations (default 50)")
+    p.add_argument("--test-n", type=int, default=64, help="test graph size (default 64: CLRS30's test split)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds for each dm-clrs run")
     p.add_argument("--dmclrs-python", help="python of a throwaway virtualenv holding dm-clrs")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
