@@ -33,6 +33,25 @@ def _load_clrs():
     return baselines, processors, samplers
 
 
+def baseline_model(baselines, processors, spec, batch, processor: str, seed: int):
+    """dm-clrs's BaselineModel as its examples/run.py builds it by default (module docstring), initialised on
+    `batch`."""
+    model = baselines.BaselineModel(
+        spec=spec,
+        dummy_trajectory=batch,
+        processor_factory=processors.get_processor_factory(processor, use_ln=True, nb_triplet_fts=8),
+        hidden_dim=128,
+        encode_hints=True,
+        decode_hints=True,
+        encoder_init="xavier_on_scalars",
+        learning_rate=1e-3,
+        grad_clip_max_norm=1.0,
+        hint_repred_mode="soft",
+    )
+    model.init(batch.features, seed=seed)
+    return model
+
+
 def _best(fn, block) -> float:
     times = []
     for _ in range(REPEATS):
@@ -51,19 +70,7 @@ def run_row(row: dict) -> dict:
     sampler, spec = samplers.build_sampler(row["algorithm"], num_samples=batch_size, length=n, seed=0,
                                            p=(float(row["p"]),))
     batch = sampler.next(batch_size)
-    model = baselines.BaselineModel(
-        spec=spec,
-        dummy_trajectory=batch,
-        processor_factory=processors.get_processor_factory(row["processor"], use_ln=True, nb_triplet_fts=8),
-        hidden_dim=128,
-        encode_hints=True,
-        decode_hints=True,
-        encoder_init="xavier_on_scalars",
-        learning_rate=1e-3,
-        grad_clip_max_norm=1.0,
-        hint_repred_mode="soft",
-    )
-    model.init(batch.features, seed=1)
+    model = baseline_model(baselines, processors, spec, batch, row["processor"], seed=1)
     keys = iter(jax.random.split(jax.random.PRNGKey(0), 1 + K_STEPS * REPEATS))
     out = dict(row)
     if row["mode"] == "train":

@@ -22,7 +22,8 @@ TRAIN_SIZES = (4, 7, 11, 13, 16)
 
 
 def main() -> None:
-    sys.path.insert(0, str(Path(__file__).parent))  # run as a script: its sibling holds the shared stub
+    sys.path.insert(0, str(Path(__file__).parent))  # run as a script: its siblings hold the stub and the model
+    from dmclrs_model import baseline_model
     from dmclrs_samplers import bypass_clrs_init
 
     bypass_clrs_init()
@@ -44,12 +45,7 @@ def main() -> None:
     test = test_sampler.next(cfg["test_samples"])
     t0 = time.perf_counter()
     first = next(train[0])
-    model = baselines.BaselineModel(
-        spec=spec, dummy_trajectory=first,
-        processor_factory=processors.get_processor_factory(cfg["processor"], use_ln=True, nb_triplet_fts=8),
-        hidden_dim=128, encode_hints=True, decode_hints=True, encoder_init="xavier_on_scalars", learning_rate=1e-3,
-        grad_clip_max_norm=1.0, hint_repred_mode="soft")
-    model.init(first.features, seed=cfg["seed"] + 1)
+    model = baseline_model(baselines, processors, spec, first, cfg["processor"], seed=cfg["seed"] + 1)
     key = jax.random.PRNGKey(cfg["seed"])
     seconds, curve, reached = time.perf_counter() - t0, [], None
     for step in range(1, cfg["max_steps"] + 1):

@@ -23,13 +23,8 @@ from nar.model.net import ModelConfig, Predictions, graph_of
 from nar.model.probes import truth_features
 from nar.model.segment import segment_onehot_argmax, segment_softmax
 from nar.processors import get_processor
-from nar.processors.discrete import check_discrete_algorithm
+from nar.processors.discrete import check_discrete_algorithm, straight_through
 from nar.specs import Stage
-
-
-def _straight_through(hard, soft, train: bool):
-    """`hard` in the forward pass; in training, the gradient of `soft`."""
-    return hard + (soft - jax.lax.stop_gradient(soft)) if train else hard
 
 
 class DiscreteModel(nnx.Module):
@@ -42,7 +37,7 @@ class DiscreteModel(nnx.Module):
         self.hint_probes = probes(config.algorithm, Stage.HINT)
         self.output_probes = probes(config.algorithm, Stage.OUTPUT)
         entry = get_processor(config.processor)
-        self.step = entry.build(config.hidden, rngs=rngs, **{name: getattr(config, name) for name in entry.options})
+        self.step = entry.build(config.hidden, rngs=rngs, **entry.options_of(config))
         self.scan_unroll = 1  # as `Model.scan_unroll`
 
     def _sigma(self, batch: Batch, graph, d_N):
@@ -80,9 +75,11 @@ class DiscreteModel(nnx.Module):
             if scalar:
                 d_N = jax.ops.segment_sum(alpha_E * sigma_E, recv, graph.num_nodes, indices_are_sorted=True)
                 hints[scalar] = d_N
-            cls_pred = _straight_through((mask_N > 0).astype(jnp.float32), jax.nn.sigmoid(mask_N), train)
-            ptr_pred = _straight_through(segment_onehot_argmax(ptr_logit_E, recv, graph.num_nodes, True),
-                                         segment_softmax(ptr_logit_E, recv, graph.num_nodes, True), train)
+            cls_pred = (mask_N > 0).astype(jnp.float32)
+            ptr_pred = segment_onehot_argmax(ptr_logit_E, recv, graph.num_nodes, True)
+            if train:
+                cls_pred = straight_through(cls_pred, jax.nn.sigmoid(mask_N))
+                ptr_pred = straight_through(ptr_pred, segment_softmax(ptr_logit_E, recv, graph.num_nodes, True))
             force_G = jax.random.uniform(k_force, (graph.num_graphs,)) < tf
             force_N, force_E = force_G[graph.node_graph], force_G[graph.edge_graph]
             nxt = (jnp.where(force_N, truth[self.class_hint].astype(jnp.float32), cls_pred),

@@ -84,12 +84,12 @@ class ModelConfig:
     def __post_init__(self):
         if self.algorithm not in SPECS:
             raise ValueError(f"unknown algorithm {self.algorithm!r}; known: {', '.join(SPECS)}")
-        if get_processor(self.processor).automaton:
+        entry = get_processor(self.processor)
+        if entry.automaton:
             check_fsa_algorithm(self.algorithm)
-        if get_processor(self.processor).discrete:
+        if entry.discrete:
             check_discrete_algorithm(self.algorithm)
-        if self.dtype != "float32" and (get_processor(self.processor).automaton
-                                        or get_processor(self.processor).discrete):
+        if self.dtype != "float32" and (entry.automaton or entry.discrete):
             raise ValueError(f"dtype {self.dtype!r} applies to the message-passing models; {self.processor!r} "
                              f"runs in float32 only")
         if get_processor(self.base_processor).wraps or get_processor(self.base_processor).automaton:
@@ -203,7 +203,7 @@ class Model(nnx.Module):
         self.encoder = Encoder(enc_probes, H, rngs=rngs, small_init=scalar_hints)
         core = config.core
         opts = {"layer_norm": config.layer_norm, **({"gated": True} if config.gated else {}),
-                **{name: getattr(config, name) for name in core.options}, **processor_options}
+                **core.options_of(config), **processor_options}
         self.processor = core.build(H, rngs=rngs, **opts)
         entry = get_processor(config.processor)
         if entry.wraps:

@@ -37,6 +37,10 @@ class ProcessorEntry:
     adjacency: bool = False  # messages masked to CLRS's adjacency (self-loops, input edges, pointers) per step
     discrete: bool = False  # a discrete step between hint states: `nar.model.discrete.DiscreteModel` runs it
 
+    def options_of(self, config) -> dict:
+        """The keyword arguments `build` takes from a `ModelConfig`: its fields named in `options`."""
+        return {name: getattr(config, name) for name in self.options}
+
 
 PROCESSORS: dict[str, ProcessorEntry] = {}
 

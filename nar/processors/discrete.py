@@ -47,6 +47,11 @@ NODE_FEATURES = 3  # class 0, class 1, source
 EDGE_FEATURES = 3  # pointer, input edge, self-loop
 
 
+def straight_through(hard, soft):
+    """`hard` in the forward pass, the gradient of `soft` in the backward pass."""
+    return hard + (soft - jax.lax.stop_gradient(soft))
+
+
 def check_discrete_algorithm(algorithm: str) -> tuple[str, str | None]:
     """The (class hint, scalar hint) the discrete model steps for `algorithm`, or a ValueError naming the supported
     ones."""
@@ -110,7 +115,7 @@ class DiscreteStep(nnx.Module):
             return segment_onehot_argmax(logit_E, recv, N, True)
         noisy_E = logit_E + _gumbel(key, logit_E.shape)
         soft_E = segment_softmax(noisy_E / self.temperature, recv, N, True)
-        return segment_onehot_argmax(noisy_E, recv, N, True) + (soft_E - jax.lax.stop_gradient(soft_E))
+        return straight_through(segment_onehot_argmax(noisy_E, recv, N, True), soft_E)
 
     def _gated(self, gate_E, scalar_E, graph: Graph, key):
         """The gated attention (module docstring): the hard choice among g > 0 by the scalar alone."""
@@ -128,7 +133,7 @@ class DiscreteStep(nnx.Module):
         exp_E = jnp.exp(c_E - top_N[recv])
         total_N = jax.ops.segment_sum(exp_E, recv, N, indices_are_sorted=True) + jnp.exp(none_N - top_N)
         soft_E = exp_E / total_N[recv]
-        return hard_E + (soft_E - jax.lax.stop_gradient(soft_E))
+        return straight_through(hard_E, soft_E)
 
 
 def _gumbel(key, shape):
