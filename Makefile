@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench-data bench-quick bench-full bench-speed bench-scale report clean
+.PHONY: install demo test lint bench-data bench-quick bench-equal-budget bench-full bench-speed bench-scale report clean
 
 install: $(STAMP)
 
@@ -46,6 +46,14 @@ FULL_JOBS ?= 1
 bench-full: install
 	$(PY) -m nar.cli bench run full --algorithms $(ALGOS) --processors $(PROCESSORS) \
 		--seeds $(SEEDS) --jobs $(FULL_JOBS) $(if $(STEPS),--steps $(STEPS)) $(if $(RESULTS),--results $(RESULTS))
+
+# A training option against the same cells without it, at equal budget (nar/configs/bench/equal_budget.toml):
+# Hint-ReLIC and Grokfast (EMA) on DFS and the four sorts, MPNN, 3 seeds; about 3.5 hours on 2 CPU cores.
+bench-equal-budget: install
+	$(PY) -m nar.cli bench run equal_budget --jobs $(JOBS) --results results/equal_budget_off
+	$(PY) -m nar.cli bench run equal_budget --jobs $(JOBS) --set train.causal_reg=hint_relic \
+		--results results/equal_budget_relic
+	$(PY) -m nar.cli bench run equal_budget --jobs $(JOBS) --set train.grokfast=ema --results results/equal_budget_grokfast
 
 # Speed: data generation, train steps/s, eval graphs/s, FLOPs, compile time and peak memory per processor at
 # n = 16 ... 1,024 (results/bench_speed/). DMCLRS_PYTHON=<a throwaway venv's python with dm-clrs> adds dm-clrs.

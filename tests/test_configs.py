@@ -84,7 +84,7 @@ def test_unknown_names_list_the_known_ones(tmp_path):
 
 def test_suites_by_name_from_any_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert bench.known_suites() == ["full", "quick"]
+    assert bench.known_suites() == ["equal_budget", "full", "quick"]
     quick = bench.load_suite("quick")
     assert (quick.name, quick.path, quick.overrides["model"]) == ("quick", "quick", {"hidden": 32})
     assert bench.load_suite("full").seeds == (1, 2, 3)
@@ -92,10 +92,14 @@ def test_suites_by_name_from_any_directory(tmp_path, monkeypatch):
     assert cell == load("bfs/mpnn", ["model.hidden=32", "train.steps=50", "train.batch_size=8", "train.eval_every=25",
                                      "train.val_samples=16", "train.checkpoint_every=25", "train.log_every=5",
                                      "eval.sizes=[16, 64]", "eval.samples=8"])
-    with pytest.raises(ValueError, match="suites shipped with nar: full, quick"):
+    with pytest.raises(ValueError, match="suites shipped with nar: equal_budget, full, quick"):
         bench.load_suite("configs/bench/quick.toml")  # the path before names
-    with pytest.raises(ValueError, match="suites shipped with nar: full, quick"):
+    with pytest.raises(ValueError, match="suites shipped with nar: equal_budget, full, quick"):
         bench.load_suite("quik")
+    relic = bench.load_suite("equal_budget", sets=["train.causal_reg=hint_relic"])  # a variant of the suite
+    assert bench.cell_config(relic, "heapsort", "mpnn", 2) == load("heapsort/mpnn", [
+        "model.hidden=32", "train.steps=300", "train.causal_reg=hint_relic", "eval.sizes=[16, 64]", "eval.samples=128",
+        "train.seed=2"])
 
 
 def test_config_show_prints_the_resolved_config(capsys):
