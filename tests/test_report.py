@@ -49,7 +49,7 @@ EXACT = {
     "full": {("bfs", "mpnn"): {0: {16: 0.9, 64: 0.6, 256: 0.3, 1024: 0.05},
                                1: {16: 0.95, 64: 0.5, 256: 0.2, 1024: 0.0}}},
 }
-STEPS = {"quick": 1000, "full": 10000}
+STEPS = {"quick": 1000, "full": 10000, "eb_off": 300, "eb_relic": 300}
 GATED = {("bfs", "g_forgetnet")}  # cells whose training curve has a gate series
 HINTS = {"bfs": ("reach_h", "pi_h"), "dfs": ("pi_h", "color", "d")}
 
@@ -426,6 +426,49 @@ def test_a_suite_run_into_another_folder_is_reported_apart(tmp_path):
     assert set(agg) == {"full", "full_200"}
     assert agg["full_200"][("bfs", "mpnn")]["sizes"][64] == (25.0, None)
     assert 7 not in agg["full"][("bfs", "mpnn")]["seeds"]
+
+
+# A training option against the same suite without it: seed 3 ran only without it and seed 4 only with it, so the
+# pairs are seeds 1 and 2; bfs/mpnn ran without the option only (no row).
+PAIRED_OFF = {("dfs", "mpnn"): {1: {16: 0.90, 64: 0.20}, 2: {16: 0.80, 64: 0.30}, 3: {16: 0.85, 64: 0.25}},
+              ("bfs", "mpnn"): {1: {16: 0.99, 64: 0.90}}}
+PAIRED_ON = {("dfs", "mpnn"): {1: {16: 0.92, 64: 0.35}, 2: {16: 0.81, 64: 0.20}, 4: {16: 0.5, 64: 0.5}}}
+PAIRED_EXACT = {"eb_off": {1: {16: 0.5, 64: 0.0}, 2: {16: 0.25, 64: 0.0}, 3: {16: 0.5, 64: 0.0}},
+                "eb_relic": {1: {16: 0.75, 64: 0.125}, 2: {16: 0.25, 64: 0.0}, 4: {16: 0.0, 64: 0.0}}}
+PAIRED_HEAD = ["option", "algorithm", "processor", "seeds", "off, n=16", "on, n=16", "off, n=64", "on, n=64",
+               "on - off at n=64, node", "on - off at n=64, exact", "seeds higher with it"]
+
+
+def _mean_se(values) -> str:
+    v = np.asarray(values, float)
+    return f"{v.mean():.2f} ± {v.std(ddof=1) / np.sqrt(len(v)):.2f}"
+
+
+def test_paired_table_compares_an_option_with_its_off_run_seed_by_seed(tmp_path):
+    for suite, fixture in (("eb_off", PAIRED_OFF), ("eb_relic", PAIRED_ON)):
+        for (algorithm, processor), seeds in fixture.items():
+            for seed, sizes in seeds.items():
+                write_cell(tmp_path, suite, algorithm, processor, seed, sizes,
+                           exact=PAIRED_EXACT[suite][seed] if algorithm == "dfs" else None)
+    md = report.paired_table(report.aggregate(report.load_cells(tmp_path)))
+    rows = table(md, PAIRED_HEAD)
+    assert len(rows) == 1  # bfs has no run with the option
+    row = rows[0]
+    assert (row["option"], row["algorithm"], row["processor"], row["seeds"]) == ("relic", "dfs", "mpnn", "2")
+    off, on = PAIRED_OFF[("dfs", "mpnn")], PAIRED_ON[("dfs", "mpnn")]
+    for n in (16, 64):
+        for side, fixture, suite in (("off", off, "eb_off"), ("on", on, "eb_relic")):
+            node = _mean_se([100 * fixture[s][n] for s in (1, 2)])
+            exact = _mean_se([100 * PAIRED_EXACT[suite][s][n] for s in (1, 2)])
+            assert row[f"{side}, n={n}"] == f"{node} / {exact}"
+    assert row["on - off at n=64, node"] == _mean_se([15.0, -10.0]) == "2.50 ± 12.50"
+    assert row["on - off at n=64, exact"] == _mean_se([12.5, 0.0])
+    assert row["seeds higher with it"] == "1 of 2"
+    assert report.paired_table(report.aggregate(report.load_cells(tmp_path / "none"))) == ""
+
+
+def test_no_paired_section_without_an_off_run(full):
+    assert "## Training options at equal budget" not in full.md
 
 
 @pytest.mark.parametrize("suites, want", [

@@ -38,6 +38,7 @@ from nar.bench.report_tables import (
     data_table,
     describe,
     detail_table,
+    paired_table,
     same_work_table,
     score_table,
     speed_table,
@@ -47,9 +48,9 @@ from nar.bench.report_tables import (
 
 __all__ = ["MACHINE_FILE", "PUBLISHED", "PUBLISHED_STEPS", "README_BEGIN", "README_END", "SIZES", "SPEED_DIR",
            "aggregate", "data_table", "detail_table", "headline_suites", "load_cells", "load_machine", "load_speed",
-           "main", "mean_se", "plot_gate", "plot_sizes", "plot_speed", "plot_training", "same_work_table",
-           "score_table", "shown_processor", "speed_table", "standing_table", "table_legend", "update_readme",
-           "write_report"]
+           "main", "mean_se", "paired_table", "plot_gate", "plot_sizes", "plot_speed", "plot_training",
+           "same_work_table", "score_table", "shown_processor", "speed_table", "standing_table", "table_legend",
+           "update_readme", "write_report"]
 
 README_BEGIN, README_END = "<!-- results:begin (written by `make report`) -->", "<!-- results:end -->"
 
@@ -87,6 +88,12 @@ def write_report(results: str | Path = "results", docs: str | Path = "docs", rea
                "budget and seeds named) beside the published figure of the same processor at n = 64 after "
                f"{PUBLISHED_STEPS:,} steps, where we have checked one. Budgets differ where the steps differ: a "
                "standing, not a like-for-like comparison.", "", standing_table(agg), ""]
+    paired = paired_table(agg)
+    if paired:
+        md += ["## Training options at equal budget", "", "A suite run with a training option (result folder "
+               "`<suite>_<option>`, e.g. `make bench-equal-budget`) against the same suite, seeds and budget without "
+               "it (`<suite>_off`). Means over the seeds both ran (node-level / graph-level exact match, %); the "
+               "difference is paired by seed (mean ± standard error of the per-seed differences).", "", paired, ""]
     for suite in sorted(agg, key=lambda s: (s != "full", s)):
         suite_cells = [c for c in cells if c["suite"] == suite]
         size_png = plot_sizes(agg[suite], suite, docs / "plots" / f"{suite}_sizes.png")

@@ -94,7 +94,7 @@ def mean_se(values: list[float]) -> tuple[float, float | None]:
     return float(v.mean()), (float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None)
 
 
-def _exact_of(r: dict) -> float | None:
+def exact_of(r: dict) -> float | None:
     """A size result's graph-level exact match (a fraction), or None where it has none (written before it was
     measured, or NaN: a model without a non-scalar output)."""
     value = r.get("exact")
@@ -118,8 +118,8 @@ def aggregate(cells: list[dict]) -> dict:
                 for n, r in c["scores"].items():
                     if "score" in r:
                         per_size[int(n)].append(100.0 * r["score"])
-                        if _exact_of(r) is not None:
-                            per_size_exact[int(n)].append(100.0 * _exact_of(r))
+                        if exact_of(r) is not None:
+                            per_size_exact[int(n)].append(100.0 * exact_of(r))
             out[suite][key] = {"sizes": {n: mean_se(v) for n, v in sorted(per_size.items())},
                                "exact": {n: mean_se(v) for n, v in sorted(per_size_exact.items())},
                                "counts": {n: (len(v), len(per_size_exact.get(n, ()))) for n, v in

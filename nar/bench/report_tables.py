@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from nar.bench.report_data import CHILD_POINTERS, base_processor
+from nar.bench.report_data import CHILD_POINTERS, base_processor, exact_of, mean_se
 from nar.bench.suite import ALL_ALGORITHMS
 
 SIZES = (16, 64, 256, 1024)  # the table's columns; other sizes appear in the plots only
@@ -140,6 +140,64 @@ def standing_table(agg: dict) -> str:
             best_lines.append(f"| {algorithm} | {_fmt((mean, se))} | {pp} | {source} |")
     return "\n".join(ours_lines) + "\n\nThe best published figure we have checked, per algorithm:\n\n" + \
         "\n".join(best_lines)
+
+
+OFF = "_off"  # the result folder of a suite run without the training option its sibling folders add
+
+
+def _per_seed(row: dict, n: int) -> dict[int, tuple[float, float | None]]:
+    """{seed: (node-level %, exact match % or None)} at size n, for the cells of `row` that tested it."""
+    out = {}
+    for c in row["cells"]:
+        r = c["scores"].get(str(n), {})
+        if "score" in r:
+            exact = exact_of(r)
+            out[c["seed"]] = (100.0 * r["score"], None if exact is None else 100.0 * exact)
+    return out
+
+
+def paired_table(agg: dict, sizes=(16, 64), at: int = 64) -> str:
+    """A training option against the same suite without it: for each result folder `<base>_<option>` with a sibling
+    `<base>_off`, one row per (algorithm, processor) in both, over the seeds both tested at size `at`. It gives the
+    means (node-level / exact match, %) without and with the option at each of `sizes`, then the paired difference
+    at `at`: the mean ± standard error of the per-seed differences, and in how many seeds the option scored higher.
+    '' when no folder has an `_off` sibling."""
+    head = ("| option | algorithm | processor | seeds | " + " | ".join(f"off, n={n} | on, n={n}" for n in sizes)
+            + f" | on - off at n={at}, node | on - off at n={at}, exact | seeds higher with it |\n"
+            + "|---|---|---|---:|" + "---:|" * (2 * len(sizes) + 3))
+    lines = []
+    for suite in sorted(agg):
+        base, _, option = suite.rpartition("_")
+        off = agg.get(base + OFF)
+        if not base or option == OFF[1:] or off is None:
+            continue
+        for key in [k for k in _ordered_keys(agg[suite]) if k in off]:
+            off_at, on_at = _per_seed(off[key], at), _per_seed(agg[suite][key], at)
+            seeds = sorted(set(off_at) & set(on_at))
+            if not seeds:
+                continue
+            cols = []
+            for n in sizes:
+                for row in (off[key], agg[suite][key]):
+                    values = [v for s, v in _per_seed(row, n).items() if s in seeds]
+                    node = _fmt(mean_se([v[0] for v in values])) if values else ""
+                    exact = [v[1] for v in values if v[1] is not None]
+                    cols.append(f"{node} / {_fmt(mean_se(exact))}" if exact and len(exact) == len(values) else node)
+            d_node = [on_at[s][0] - off_at[s][0] for s in seeds]
+            exact_pairs = [(on_at[s][1], off_at[s][1]) for s in seeds]
+            d_exact = ([a - b for a, b in exact_pairs] if all(a is not None and b is not None for a, b in exact_pairs)
+                       else None)
+            higher = sum(d > 0 for d in d_node)
+            lines.append(f"| {option} | {key[0]} | {key[1]} | {len(seeds)} | " + " | ".join(cols)
+                         + f" | {_fmt(mean_se(d_node))} | {_fmt(mean_se(d_exact)) if d_exact else NO_EXACT} | "
+                           f"{higher} of {len(seeds)} |")
+    return head + "\n" + "\n".join(lines) if lines else ""
+
+
+def _ordered_keys(rows: dict) -> list[tuple[str, str]]:
+    """The (algorithm, processor) keys of a suite's aggregate in the report's algorithm order."""
+    order = {a: i for i, a in enumerate(ALL_ALGORITHMS)}
+    return sorted(rows, key=lambda k: (order.get(k[0], 99), k[1]))
 
 
 def table_legend(agg: dict) -> str:
