@@ -153,8 +153,10 @@ def test_bellman_ford_distance_is_an_attended_candidate():
 
 
 def test_refuses_algorithms_without_defined_states():
-    with pytest.raises(ValueError, match="dnar.*runs bfs, bellman_ford.*'dfs' is not supported"):
+    with pytest.raises(ValueError, match="dnar.*runs bfs, bellman_ford.*'dfs' is not supported.*Why DFS"):
         ModelConfig(algorithm="dfs", processor="dnar")
+    with pytest.raises(ValueError, match="'heapsort' is not supported \\(its discrete states are not defined\\)"):
+        ModelConfig(algorithm="heapsort", processor="dnar")
 
 
 def test_learns_bfs_on_small_graphs_and_is_exact_at_n_1024(tmp_path):

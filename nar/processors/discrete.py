@@ -56,8 +56,10 @@ def check_discrete_algorithm(algorithm: str) -> tuple[str, str | None]:
     """The (class hint, scalar hint) the discrete model steps for `algorithm`, or a ValueError naming the supported
     ones."""
     if algorithm not in DISCRETE_ALGORITHMS:
+        why = ("a step of its trajectory takes more than the one hop of dnar's step: docs/processors.md, 'Why DFS is "
+               "out of reach of this step'" if algorithm == "dfs" else "its discrete states are not defined")
         raise ValueError(f"the discrete processor (dnar) runs {', '.join(DISCRETE_ALGORITHMS)}; {algorithm!r} is not "
-                         f"supported yet (its states and scalar flow are not defined)")
+                         f"supported ({why})")
     return DISCRETE_ALGORITHMS[algorithm]
 
 
