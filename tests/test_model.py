@@ -362,6 +362,23 @@ def test_segment_softmax_logsumexp_max_match_numpy(sorted_):
         assert mx[k] == x[idx].max()
 
 
+def test_segment_softmax_with_an_extra_option_matches_numpy():
+    """`extra`: one more logit per segment, in the normaliser but not in the result (an empty segment keeps it
+    alone); far-apart logits check that the shift by the maximum counts the extra one."""
+    seg = np.array([0, 0, 0, 2, 2, 3])
+    x = np.array([1.0, -0.5, 2.0, 40.0, 39.0, -3.0], np.float32)
+    extra = np.array([0.5, 7.0, 45.0, -60.0], np.float32)  # segment 1 is empty
+    sm = np.asarray(fast_jit(segment_softmax, static_argnums=(2, 3))(x, seg, 4, True, extra))
+    lse = np.asarray(fast_jit(segment_logsumexp, static_argnums=(2, 3))(x, seg, 4, True, extra))
+    for k in range(4):
+        idx = np.flatnonzero(seg == k)
+        full = np.concatenate([x[idx], extra[k:k + 1]]).astype(np.float64)
+        want = np.exp(full - full.max()) / np.exp(full - full.max()).sum()
+        np.testing.assert_allclose(sm[idx], want[:-1], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(lse[k], full.max() + np.log(np.exp(full - full.max()).sum()), rtol=1e-5)
+    assert sm[5] > 0.999 and sm[3:5].sum() < 0.01  # segment 3 all but ignores its extra; segment 2 does not
+
+
 @pytest.mark.parametrize("sorted_", [True, False])
 def test_segment_argmax_picks_first_maximum(sorted_):
     rng = np.random.default_rng(1)

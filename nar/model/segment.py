@@ -16,18 +16,24 @@ def segment_max(x, seg, num_segments: int, sorted_: bool = False):
     return jnp.where(jnp.isfinite(m), m, 0.0)
 
 
-def segment_logsumexp(x, seg, num_segments: int, sorted_: bool = False):
-    m = jax.lax.stop_gradient(segment_max(x, seg, num_segments, sorted_))
+def segment_logsumexp(x, seg, num_segments: int, sorted_: bool = False, extra=None):
+    """log sum exp per segment; `extra` [num_segments]: one more logit per segment, an option outside its elements
+    (the discrete step's "no edge"), counted in the sum."""
+    m = segment_max(x, seg, num_segments, sorted_)
+    m = jax.lax.stop_gradient(m if extra is None else jnp.maximum(m, extra))
     s = jax.ops.segment_sum(jnp.exp(x - m[seg]), seg, num_segments, indices_are_sorted=sorted_)
+    if extra is not None:
+        s = s + jnp.exp(extra - m)
     return m + jnp.log(jnp.maximum(s, 1e-30))
 
 
-def segment_log_softmax(x, seg, num_segments: int, sorted_: bool = False):
-    return x - segment_logsumexp(x, seg, num_segments, sorted_)[seg]
+def segment_log_softmax(x, seg, num_segments: int, sorted_: bool = False, extra=None):
+    return x - segment_logsumexp(x, seg, num_segments, sorted_, extra)[seg]
 
 
-def segment_softmax(x, seg, num_segments: int, sorted_: bool = False):
-    return jnp.exp(segment_log_softmax(x, seg, num_segments, sorted_))
+def segment_softmax(x, seg, num_segments: int, sorted_: bool = False, extra=None):
+    """Softmax over each segment's elements (and its `extra` logit, whose probability is left out of the result)."""
+    return jnp.exp(segment_log_softmax(x, seg, num_segments, sorted_, extra))
 
 
 def segment_argmax(x, seg, num_segments: int, sorted_: bool = False):

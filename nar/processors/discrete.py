@@ -131,11 +131,7 @@ class DiscreteStep(nnx.Module):
         # can move a receiver's gates together, which a softmax over the edges alone is blind to.
         c_E = (jax.nn.log_sigmoid(gate_E) + scalar_E + _gumbel(key, gate_E.shape)) / self.temperature
         none_N = jax.ops.segment_sum(jax.nn.log_sigmoid(-gate_E), recv, N, indices_are_sorted=True) / self.temperature
-        top_N = jax.lax.stop_gradient(jnp.maximum(jax.ops.segment_max(c_E, recv, N, indices_are_sorted=True), none_N))
-        exp_E = jnp.exp(c_E - top_N[recv])
-        total_N = jax.ops.segment_sum(exp_E, recv, N, indices_are_sorted=True) + jnp.exp(none_N - top_N)
-        soft_E = exp_E / total_N[recv]
-        return straight_through(hard_E, soft_E)
+        return straight_through(hard_E, segment_softmax(c_E, recv, N, True, extra=none_N))
 
 
 def _gumbel(key, shape):
