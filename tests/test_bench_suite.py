@@ -390,19 +390,30 @@ def test_results_in_the_repository_need_a_clean_tree(finished, tmp_path, monkeyp
 
 
 def test_dirty_diff_hash_names_the_changes(tmp_path, monkeypatch):
-    """A git repository of its own: no hash when clean; the hash follows tracked edits and untracked files."""
+    """A git repository of its own, with git run from a subfolder (as nar runs it, from nar/bench): no hash when
+    clean; the hash follows tracked edits and untracked files anywhere in the tree; files under results/ (the
+    measurements, a sibling cell's result file among them) leave the tree clean."""
     import subprocess
 
     import nar.bench
 
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=tmp_path, capture_output=True, text=True, check=True).stdout.strip()
+    package = tmp_path / "pkg"
+    package.mkdir()
 
-    git("init", "-q")
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=package, capture_output=True, text=True, check=True).stdout.strip()
+
+    git("-C", str(tmp_path), "init", "-q")
     (tmp_path / "a.txt").write_text("one\n")
-    git("add", "a.txt")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "old.json").write_text("{}\n")
+    git("add", "../a.txt", "../results/old.json")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
     monkeypatch.setattr(nar.bench, "_git", git)
+    assert nar.bench.dirty_diff_hash() is None and not nar.bench.git_commit().endswith("+dirty")
+    (tmp_path / "results" / "suite").mkdir()
+    (tmp_path / "results" / "suite" / "cell.json").write_text("{}\n")  # a result just written
+    (tmp_path / "results" / "old.json").write_text("{\"new\": 1}\n")  # a result rewritten
     assert nar.bench.dirty_diff_hash() is None and not nar.bench.git_commit().endswith("+dirty")
     (tmp_path / "a.txt").write_text("two\n")
     first = nar.bench.dirty_diff_hash()

@@ -34,10 +34,17 @@ def _git(*args) -> str:
                           cwd=Path(__file__).parent).stdout.strip()
 
 
+# What a measurement's commit covers: the whole tree but `results/`, which holds measurements, not code. A result
+# file a benchmark has just written there (a sibling cell's) leaves the code it runs unchanged, so it does not make
+# the tree dirty; any other change does.
+CODE_PATHS = ("--", ":(top)", ":(top,exclude)results")
+
+
 def git_commit() -> str | None:
-    """The commit measured (with '+dirty' when the tree has uncommitted changes), or None outside git."""
+    """The commit measured (with '+dirty' when the code has uncommitted changes, `CODE_PATHS`), or None outside
+    git."""
     try:
-        return _git("rev-parse", "HEAD") + ("+dirty" if _git("status", "--porcelain") else "")
+        return _git("rev-parse", "HEAD") + ("+dirty" if _git("status", "--porcelain", *CODE_PATHS) else "")
     except (OSError, subprocess.CalledProcessError):
         return None
 
@@ -54,12 +61,12 @@ def dirty_diff_hash() -> str | None:
     """SHA-256 of the uncommitted changes (the diff against HEAD, untracked files' names and contents included),
     None on a clean tree: a result measured from a dirty tree names exactly which changes it ran with."""
     try:
-        status = _git("status", "--porcelain")
+        status = _git("status", "--porcelain", *CODE_PATHS)
         if not status:
             return None
         root = repository_root()
-        h = hashlib.sha256(_git("diff", "HEAD", "--binary").encode())
-        for name in _git("ls-files", "--others", "--exclude-standard").splitlines():
+        h = hashlib.sha256(_git("diff", "HEAD", "--binary", *CODE_PATHS).encode())
+        for name in _git("ls-files", "--others", "--exclude-standard", "--full-name", *CODE_PATHS).splitlines():
             h.update(name.encode() + b"\0" + (root / name).read_bytes())
         return h.hexdigest()
     except (OSError, subprocess.CalledProcessError):
