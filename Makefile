@@ -49,11 +49,11 @@ bench-full: install
 
 # A training option against the same cells without it, at equal budget (nar/configs/bench/equal_budget.toml):
 # Hint-ReLIC and Grokfast (EMA) on DFS and the four sorts, MPNN, 3 seeds; about 3.5 hours on 2 CPU cores.
+EQUAL_BUDGET = $(PY) -m nar.cli bench run equal_budget --jobs $(JOBS) --compile-cache runs/compile_cache
 bench-equal-budget: install
-	$(PY) -m nar.cli bench run equal_budget --jobs $(JOBS) --results results/equal_budget_off
-	$(PY) -m nar.cli bench run equal_budget --jobs $(JOBS) --set train.causal_reg=hint_relic \
-		--results results/equal_budget_relic
-	$(PY) -m nar.cli bench run equal_budget --jobs $(JOBS) --set train.grokfast=ema --results results/equal_budget_grokfast
+	$(EQUAL_BUDGET) --results results/equal_budget_off
+	$(EQUAL_BUDGET) --set train.causal_reg=hint_relic --results results/equal_budget_relic
+	$(EQUAL_BUDGET) --set train.grokfast=ema --results results/equal_budget_grokfast
 
 # Speed: data generation, train steps/s, eval graphs/s, FLOPs, compile time and peak memory per processor at
 # n = 16 ... 1,024 (results/bench_speed/). DMCLRS_PYTHON=<a throwaway venv's python with dm-clrs> adds dm-clrs.

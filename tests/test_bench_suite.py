@@ -537,6 +537,25 @@ def test_jobs_run_cells_in_worker_processes(finished, tmp_path):
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == sorted(f"{c}.json" for c in cells)
 
 
+def test_compile_cache_reaches_the_workers(tmp_path, capsys):
+    """`--compile-cache DIR`: a `--jobs` worker (one cell, so one worker) keeps its compiled programs in DIR (its
+    default comes from the parent through the environment); a file is refused before any cell runs."""
+    import subprocess
+    import sys
+
+    path, cache = write_suite(tmp_path), tmp_path / "cache"
+    argv = ["bench", "run", str(path), "--algorithms", "bfs", "--processors", "pgn", "--seeds", "0", "--jobs", "2",
+            "--results", str(tmp_path / "results"), "--runs", str(tmp_path / "runs")]
+    done = subprocess.run([sys.executable, "-m", "nar", *argv, "--compile-cache", str(cache)], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["bfs_pgn_s0.json"]
+    assert any(p.is_file() for p in cache.rglob("*")), "the workers wrote no compiled program"
+    (tmp_path / "file").write_text("")
+    assert main([*argv, "--compile-cache", str(tmp_path / "file")]) == 2
+    assert "compile cache must be a folder, got the file" in capsys.readouterr().err
+
+
 def test_failed_worker_is_reported(tmp_path):
     """A worker that fails (here: a suite file gone by the time it starts) fails the suite, naming the cell."""
     path = write_suite(tmp_path)

@@ -30,6 +30,8 @@ import numpy as np
 from nar.bench import environment, git_commit, repository_root
 from nar.bench.child import child_env
 from nar.checkpoint import write_atomic
+from nar.compile_cache import ENV as COMPILE_CACHE_ENV
+from nar.compile_cache import use_compile_cache
 from nar.config import CONFIG_DATA, Config, compose, from_dict, is_name, parse_set, read_toml
 from nar.evaluate import Evaluator, evaluate_sizes
 from nar.model.memory import check_evaluation_fits
@@ -351,12 +353,18 @@ def main(argv=None) -> int:
     p.add_argument("--results", help="result folder (default: results/<suite name>)")
     p.add_argument("--runs", help="run folder (default: runs/bench/<suite name>)")
     p.add_argument("--jobs", type=int, default=1, help="cells run at once, in worker processes (default 1)")
+    p.add_argument("--compile-cache", dest="compile_cache", metavar="DIR",
+                   help="keep compiled programs in DIR and reuse them in later cells of the same shapes, in the "
+                        "--jobs workers too (default: $NAR_COMPILE_CACHE, else none)")
     p.add_argument("--command", help=argparse.SUPPRESS)  # a worker records its parent's command
     args = p.parse_args(argv)
     argv = sys.argv[1:] if argv is None else ["bench", "run", *argv]
     if os.environ.get(AFFINITY_ENV):  # a worker of `--jobs`: pin to its share of the cores
         os.sched_setaffinity(0, {int(c) for c in os.environ[AFFINITY_ENV].split(",")})
     try:
+        cache = use_compile_cache(args.compile_cache)  # before any compilation
+        if cache is not None:
+            os.environ[COMPILE_CACHE_ENV] = str(cache)  # the workers' default, read by this same function
         seeds = _list(args.seeds)
         if seeds is not None and not all(s.lstrip("-").isdigit() for s in seeds):
             raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}")
