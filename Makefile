@@ -48,7 +48,8 @@ bench-full: install
 		--seeds $(SEEDS) --jobs $(FULL_JOBS) $(if $(STEPS),--steps $(STEPS)) $(if $(RESULTS),--results $(RESULTS))
 
 # A training option against the same cells without it, at equal budget (nar/configs/bench/equal_budget.toml):
-# Hint-ReLIC and Grokfast (EMA) on DFS and the four sorts, MPNN, 3 seeds; about 3.5 hours on 2 CPU cores.
+# Hint-ReLIC and Grokfast (EMA) on DFS and the four sorts, MPNN, 3 seeds. On 2 CPU cores (2026-12-08): 27 min
+# without an option (compile cache warm for some cells), about an hour with Hint-ReLIC (a step runs the model twice).
 EQUAL_BUDGET = $(PY) -m nar.cli bench run equal_budget --jobs $(JOBS) --compile-cache runs/compile_cache
 bench-equal-budget: install
 	$(EQUAL_BUDGET) --results results/equal_budget_off
