@@ -49,7 +49,7 @@ EXACT = {
     "full": {("bfs", "mpnn"): {0: {16: 0.9, 64: 0.6, 256: 0.3, 1024: 0.05},
                                1: {16: 0.95, 64: 0.5, 256: 0.2, 1024: 0.0}}},
 }
-STEPS = {"quick": 1000, "full": 10000, "eb_off": 300, "eb_relic": 300}
+STEPS = {"quick": 1000, "full": 10000, "eb_off": 300, "eb_relic": 300, "eb_grok_ma": 300}
 GATED = {("bfs", "g_forgetnet")}  # cells whose training curve has a gate series
 HINTS = {"bfs": ("reach_h", "pi_h"), "dfs": ("pi_h", "color", "d")}
 
@@ -428,10 +428,10 @@ def test_a_suite_run_into_another_folder_is_reported_apart(tmp_path):
     assert 7 not in agg["full"][("bfs", "mpnn")]["seeds"]
 
 
-# A training option against the same suite without it: seed 3 ran only without it and seed 4 only with it, so the
-# pairs are seeds 1 and 2; bfs/mpnn ran without the option only (no row).
+# A training option against the same suite without it: dfs ran seed 3 only without the option and seed 4 only with
+# it, so its pairs are seeds 1 and 2.
 PAIRED_OFF = {("dfs", "mpnn"): {1: {16: 0.90, 64: 0.20}, 2: {16: 0.80, 64: 0.30}, 3: {16: 0.85, 64: 0.25}},
-              ("bfs", "mpnn"): {1: {16: 0.99, 64: 0.90}}}
+              ("bfs", "mpnn"): {1: {16: 0.99, 64: 0.90}}}  # bfs: paired with the option "grok_ma" only
 PAIRED_ON = {("dfs", "mpnn"): {1: {16: 0.92, 64: 0.35}, 2: {16: 0.81, 64: 0.20}, 4: {16: 0.5, 64: 0.5}}}
 PAIRED_EXACT = {"eb_off": {1: {16: 0.5, 64: 0.0}, 2: {16: 0.25, 64: 0.0}, 3: {16: 0.5, 64: 0.0}},
                 "eb_relic": {1: {16: 0.75, 64: 0.125}, 2: {16: 0.25, 64: 0.0}, 4: {16: 0.0, 64: 0.0}}}
@@ -450,10 +450,14 @@ def test_paired_table_compares_an_option_with_its_off_run_seed_by_seed(tmp_path)
             for seed, sizes in seeds.items():
                 write_cell(tmp_path, suite, algorithm, processor, seed, sizes,
                            exact=PAIRED_EXACT[suite][seed] if algorithm == "dfs" else None)
+    write_cell(tmp_path, "eb_grok_ma", "bfs", "mpnn", 1, {16: 0.98, 64: 0.95})  # an option named with "_"
     md = report.paired_table(report.aggregate(report.load_cells(tmp_path)))
     rows = table(md, PAIRED_HEAD)
-    assert len(rows) == 1  # bfs has no run with the option
-    row = rows[0]
+    assert len(rows) == 2  # bfs ran with one option, dfs with the other
+    grok = only(rows, option="grok_ma")
+    assert (grok["algorithm"], grok["seeds"], grok["on - off at n=64, node"]) == ("bfs", "1", "5.00")
+    assert grok["on - off at n=64, exact"] == "—"  # neither bfs cell has an exact match
+    row = only(rows, option="relic")
     assert (row["option"], row["algorithm"], row["processor"], row["seeds"]) == ("relic", "dfs", "mpnn", "2")
     off, on = PAIRED_OFF[("dfs", "mpnn")], PAIRED_ON[("dfs", "mpnn")]
     for n in (16, 64):

@@ -166,11 +166,10 @@ def paired_table(agg: dict, sizes=(16, 64), at: int = 64) -> str:
             + f" | on - off at n={at}, node | on - off at n={at}, exact | seeds higher with it |\n"
             + "|---|---|---|---:|" + "---:|" * (2 * len(sizes) + 3))
     lines = []
-    for suite in sorted(agg):
-        base, _, option = suite.rpartition("_")
-        off = agg.get(base + OFF)
-        if not base or option == OFF[1:] or off is None:
-            continue
+    pairs = [(suite, suite[len(off_name) - len(OFF) + 1:], agg[off_name]) for off_name in sorted(agg)
+             if off_name.endswith(OFF) for suite in sorted(agg)
+             if suite != off_name and suite.startswith(off_name[:-len(OFF)] + "_")]  # the option may hold "_"
+    for suite, option, off in pairs:
         for key in [k for k in _ordered_keys(agg[suite]) if k in off]:
             off_at, on_at = _per_seed(off[key], at), _per_seed(agg[suite][key], at)
             seeds = sorted(set(off_at) & set(on_at))
