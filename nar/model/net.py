@@ -92,7 +92,8 @@ class ModelConfig:
         if self.dtype != "float32" and (entry.automaton or entry.discrete):
             raise ValueError(f"dtype {self.dtype!r} applies to the message-passing models; {self.processor!r} "
                              f"runs in float32 only")
-        if get_processor(self.base_processor).wraps or get_processor(self.base_processor).automaton:
+        base = get_processor(self.base_processor)
+        if base.wraps or base.automaton:
             raise ValueError(f"base_processor must be a message-passing processor (not a wrapper or an automaton), got "
                              f"{self.base_processor!r}")
         checks = [(self.hint_mode in HINT_MODES, f"hint_mode must be one of {HINT_MODES}, got {self.hint_mode!r}"),
